@@ -1,0 +1,1 @@
+//! Loading Q/K/V (npz, npy, safetensors, csv, sidecar JSON), bundled samples, synthetic inputs.

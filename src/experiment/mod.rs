@@ -1,0 +1,1 @@
+//! Sweeps over methods × parameters × sequence lengths, with progress and cancellation.
