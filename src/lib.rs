@@ -22,8 +22,11 @@
 //! ## Modules
 //! * [`attention`] — kernels (pure; no I/O).
 
-pub mod attention;
 pub mod analysis;
+pub mod attention;
 pub mod data;
 pub mod experiment;
 pub mod render;
+
+mod faer_guard;
+pub use faer_guard::{with_faer, zero_upper};
