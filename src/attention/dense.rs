@@ -121,7 +121,12 @@ pub fn full_attention(
         let i0 = block_idx * QUERY_BLOCK;
         let rows = out_blk.nrows();
         let q_blk = head.q.slice(s![i0..i0 + rows, ..]);
-        let mut scores = q_blk.dot(&kt);
+        let scores = q_blk.dot(&kt);
+        let mut scores = if scores.is_standard_layout() {
+            scores
+        } else {
+            scores.as_standard_layout().into_owned()
+        };
         for (r, mut row) in scores.axis_iter_mut(Axis(0)).enumerate() {
             let vis = head.visible_keys(i0 + r);
             let slice = row.as_slice_mut().expect("fresh array is contiguous");
