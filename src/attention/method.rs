@@ -88,7 +88,8 @@ impl MethodId {
             MethodId::Fmm => {
                 let kernels = params.feature_maps.len().max(1);
                 let lambdas = fmm::lambdas(params);
-                let non_negative = params.w1 >= 0.0 && params.w2 >= 0.0 && lambdas.iter().all(|l| *l >= 0.0);
+                let non_negative =
+                    params.w1 >= 0.0 && params.w2 >= 0.0 && lambdas.iter().all(|l| *l >= 0.0);
                 let total = params.w1 + params.w2 * lambdas.iter().sum::<f32>();
                 MethodProperties {
                     rank_bound: None,
@@ -356,7 +357,9 @@ pub fn compute(
             fmm::validate(&params)?;
             if params.fit {
                 let (w1, w2) = fmm::fit_weights(head, &params, budget)?;
-                notes.push(format!("fitted w1 = {w1:.6}, w2 = {w2:.6} (least squares against exact A)"));
+                notes.push(format!(
+                    "fitted w1 = {w1:.6}, w2 = {w2:.6} (least squares against exact A)"
+                ));
                 params.w1 = w1;
                 params.w2 = w2;
             }
