@@ -20,6 +20,7 @@ pub mod dense;
 pub mod fmm;
 pub mod linear;
 pub mod method;
+pub mod simd;
 pub mod softmax;
 
 use std::ops::Range;
