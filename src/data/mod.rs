@@ -902,11 +902,14 @@ fn load_dir(dir: &Path) -> Result<QkvSet, DataError> {
     })
 }
 
+/// Parses one array file (bytes, array name, path) into the file's own axes.
+type MatrixParser = fn(&[u8], &str, &Path) -> Result<ArrayD<f32>, DataError>;
+
 fn load_triplet_with(
     q: &Path,
     k: &Path,
     v: &Path,
-    parse: fn(&[u8], &str, &Path) -> Result<ArrayD<f32>, DataError>,
+    parse: MatrixParser,
     sidecar: &Path,
 ) -> Result<QkvSet, DataError> {
     let (qb, kb, vb) = (read_file(q)?, read_file(k)?, read_file(v)?);
