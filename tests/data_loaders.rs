@@ -1080,25 +1080,16 @@ fn seeds() -> [Vec<Vec<u8>>; 5] {
     [npy_seeds, npz_seeds, st_seeds, csv_seeds, json_seeds]
 }
 
-/// Runs loader `which` on `bytes`; the result is ignored (only panics matter).
-fn run_loader(which: usize, bytes: &[u8]) {
+/// Runs loader `which` on `bytes`; returns whether it accepted the input (only panics are
+/// failures).
+fn run_loader(which: usize, bytes: &[u8]) -> bool {
     let p = Path::new("/nonexistent/fuzz");
     match which {
-        0 => {
-            let _ = parse_npy(bytes, "q", p);
-        }
-        1 => {
-            let _ = load_npz_bytes(bytes, p);
-        }
-        2 => {
-            let _ = load_safetensors_bytes(bytes, p);
-        }
-        3 => {
-            let _ = parse_csv(bytes, p);
-        }
-        _ => {
-            let _ = Sidecar::from_json_bytes(bytes, p);
-        }
+        0 => parse_npy(bytes, "q", p).is_ok(),
+        1 => load_npz_bytes(bytes, p).is_ok(),
+        2 => load_safetensors_bytes(bytes, p).is_ok(),
+        3 => parse_csv(bytes, p).is_ok(),
+        _ => Sidecar::from_json_bytes(bytes, p).is_ok(),
     }
 }
 
@@ -1204,6 +1195,7 @@ fn fuzz_loaders_million() {
     let seeds = seeds();
     let mut rng = ChaCha8Rng::seed_from_u64(20261129);
     let mut counts = [0usize; 5];
+    let mut accepted = [0usize; 5];
     let mut panics = 0usize;
     std::panic::set_hook(Box::new(|_| {}));
     for n in 0..total {
@@ -1219,8 +1211,10 @@ fn fuzz_loaders_million() {
             }
             m
         };
-        if std::panic::catch_unwind(|| run_loader(which, &bytes)).is_err() {
-            panics += 1;
+        match std::panic::catch_unwind(|| run_loader(which, &bytes)) {
+            Ok(true) => accepted[which] += 1,
+            Ok(false) => {}
+            Err(_) => panics += 1,
         }
         counts[which] += 1;
     }
@@ -1235,5 +1229,6 @@ fn fuzz_loaders_million() {
         counts[4],
         panics
     );
+    println!("accepted (loaded without error) per loader: {accepted:?}");
     assert_eq!(panics, 0);
 }
