@@ -1232,3 +1232,47 @@ fn fuzz_loaders_million() {
     println!("accepted (loaded without error) per loader: {accepted:?}");
     assert_eq!(panics, 0);
 }
+
+// ---------------------------------------------------------------- directories, families, threads
+
+#[test]
+fn directory_and_prefixed_triplets_with_their_sidecars() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run1");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "query.npy", &npy2(2, 1, &[1.0, 2.0]));
+    write(&dir, "key.npy", &npy2(2, 1, &[3.0, 4.0]));
+    write(&dir, "value.npy", &npy2(2, 1, &[5.0, 6.0]));
+    // <dirname>.json beside the directory.
+    write(root.path(), "run1.json", br#"{"tokens": ["a", "b"]}"#);
+    let set = load_path(&dir).unwrap();
+    assert_eq!(set.query_token(1), "b");
+    assert_eq!(flat(&set.k), vec![3.0, 4.0]);
+    // meta.json inside wins.
+    write(&dir, "meta.json", br#"{"tokens": ["c", "d"]}"#);
+    assert_eq!(load_path(&dir).unwrap().query_token(0), "c");
+    // NAME_q.csv family through one member.
+    write(root.path(), "x_q.csv", b"1\n2\n");
+    write(root.path(), "x_k.csv", b"3\n4\n");
+    write(root.path(), "x_v.csv", b"5\n6\n");
+    let set = load_path(&root.path().join("x_v.csv")).unwrap();
+    assert_eq!(flat(&set.v), vec![5.0, 6.0]);
+    // A lone .npy that is not part of a triplet is a clear error.
+    let lone = write(root.path(), "weights.npy", &npy2(1, 1, &[0.0]));
+    let err = load_path(&lone).unwrap_err();
+    assert!(
+        err.to_string().contains("q.npy") && err.to_string().ends_with("weights.npy"),
+        "{err}"
+    );
+    // A missing sibling names the one that is missing.
+    write(root.path(), "y_q.npy", &npy2(1, 1, &[0.0]));
+    let err = load_path(&root.path().join("y_q.npy")).unwrap_err();
+    assert!(err.to_string().contains("y_k.npy"), "{err}");
+}
+
+#[test]
+fn errors_and_sets_cross_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<DataError>();
+    assert_send_sync::<data::QkvSet>();
+}
