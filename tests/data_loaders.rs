@@ -1276,3 +1276,30 @@ fn errors_and_sets_cross_threads() {
     assert_send_sync::<DataError>();
     assert_send_sync::<data::QkvSet>();
 }
+
+#[test]
+fn info_report_lists_shapes_tokens_and_non_finite() {
+    let zen = load_sample("zen").unwrap();
+    let info = zen.info();
+    for needle in [
+        "source: sample:zen",
+        "layers 6, heads 12, query tokens 191, key tokens 191, head_dim 32, value_dim 32",
+        "model layers kept: [0, 1, 2, 3, 4, 5]",
+        "causal: false",
+        "tokens (191): [CLS] the zen of python",
+        "non-finite values: none",
+    ] {
+        assert!(info.contains(needle), "missing {needle:?} in\n{info}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "q.npy", &npy2(3, 1, &[0.0, 0.0, 0.0]));
+    write(dir.path(), "k.npy", &npy2(3, 1, &[0.0, 0.0, f32::NAN]));
+    write(dir.path(), "v.npy", &npy2(3, 1, &[1.0, 2.0, 3.0]));
+    let info = load_path(dir.path()).unwrap().info();
+    assert!(
+        info.contains("non-finite values: 1 (first: K[2,0] is NaN)"),
+        "{info}"
+    );
+    assert!(info.contains("warning: K[2,0] is NaN"), "{info}");
+    assert!(info.contains("tokens: none"), "{info}");
+}
