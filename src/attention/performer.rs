@@ -53,8 +53,9 @@ pub const MAX_FEATURES: usize = 8192;
 /// Draws the `[num_features, head_dim]` positive-orthogonal projection W (f64).
 ///
 /// Blocks of `head_dim × head_dim` standard Gaussians are orthogonalised by a Householder QR
-/// (faer); the columns of each block's Q become rows of W, so rows within a block are exactly
-/// orthogonal. Each row is then scaled to the length of an independent `N(0, I_d)` vector, so
+/// (faer) with the sign correction `Q·diag(sign(diag R))` that makes Q Haar-distributed (without
+/// it the leading entry of every column has a fixed sign and the estimator is biased); the
+/// columns of each block's Q become rows of W, so rows within a block are exactly orthogonal. Each row is then scaled to the length of an independent `N(0, I_d)` vector, so
 /// each row's marginal is `N(0, I_d)` (the reference `scaling = 0`). `head_dim = 0` or
 /// `num_features = 0` give an empty matrix.
 ///
@@ -72,13 +73,22 @@ pub fn orthogonal_projection(num_features: usize, head_dim: usize, seed: u64) ->
     for _ in 0..blocks {
         let gauss: Vec<f64> = (0..d * d).map(|_| rng.sample(StandardNormal)).collect();
         let block = faer::Mat::<f64>::from_fn(d, d, |i, j| gauss[i * d + j]);
-        let q = with_faer(|| block.qr().compute_thin_Q());
+        let (q, r_diag_sign) = with_faer(|| {
+            let qr = block.qr();
+            let r = qr.thin_R();
+            let signs: Vec<f64> = (0..d)
+                .map(|c| if r[(c, c)] < 0.0 { -1.0 } else { 1.0 })
+                .collect();
+            (qr.compute_thin_Q(), signs)
+        });
+        // Q·diag(sign(diag R)) is Haar-distributed; Householder QR alone fixes the sign of
+        // each column's leading entry, which would bias exp(ωᵀx) (rows no longer N(0, I)).
         for c in 0..d {
             if row == m {
                 break;
             }
             for t in 0..d {
-                w[[row, t]] = q[(t, c)];
+                w[[row, t]] = q[(t, c)] * r_diag_sign[c];
             }
             row += 1;
         }
