@@ -32,7 +32,10 @@ fn load(path: &str, name: &str, layer: usize) -> Result<Array3<f32>> {
         4 => {
             let a: Array4<f32> = a.into_dimensionality::<Ix4>()?;
             if layer >= a.len_of(Axis(0)) {
-                bail!("layer {layer} out of range (file has {})", a.len_of(Axis(0)));
+                bail!(
+                    "layer {layer} out of range (file has {})",
+                    a.len_of(Axis(0))
+                );
             }
             Ok(a.index_axis(Axis(0), layer).to_owned())
         }

@@ -8,8 +8,7 @@ use attnscope::analysis::spectrum::{
 };
 use attnscope::attention::method::{MethodId, MethodParams, Projection, compute, compute_heads};
 use attnscope::attention::{
-    AttentionError, HeadInput, MatrixBudget, dense::dense_reference, linformer, nystrom,
-    performer,
+    AttentionError, HeadInput, MatrixBudget, dense::dense_reference, linformer, nystrom, performer,
 };
 use ndarray::{Array2, Array3, Axis, array, s};
 use rand::SeedableRng;
@@ -137,7 +136,10 @@ fn toy_nystrom_two_landmarks_iterative_and_exact_pinv() {
     assert!((&z6 - &want_z6).iter().all(|x| x.abs() < 3e-4), "{z6}");
     let pinv = nystrom::exact_pinv(&a_s);
     let want_pinv = array![[5.3336, -4.3336], [-6.3649, 7.3649]];
-    assert!((&pinv - &want_pinv).iter().all(|x| x.abs() < 3e-4), "{pinv}");
+    assert!(
+        (&pinv - &want_pinv).iter().all(|x| x.abs() < 3e-4),
+        "{pinv}"
+    );
 
     // The spec's Â and ‖A − Â‖_F = .3269 are those of the exact pseudo-inverse; the 6-step
     // iterate Z_6 differs from it by ~6e-3, which moves Â by < 5e-4.
@@ -174,7 +176,10 @@ fn toy_nystrom_two_landmarks_iterative_and_exact_pinv() {
     // Exact pseudo-inverse: rows sum to 1.
     for row in m.rows() {
         let sum: f32 = row.sum();
-        assert!((sum - 1.0).abs() < 8.0 * f32::EPSILON * 4.0, "row sum {sum}");
+        assert!(
+            (sum - 1.0).abs() < 8.0 * f32::EPSILON * 4.0,
+            "row sum {sum}"
+        );
     }
     assert!(r.properties.rows_sum_to_one);
 }
@@ -313,7 +318,11 @@ fn e8a_nystrom_more_landmarks_than_tokens_is_clamped() {
         };
         let r = run(MethodId::Nystrom, &p, &head);
         assert_eq!(r.params.num_landmarks, 5);
-        assert!(r.notes.iter().any(|n| n.contains("clamped")), "{:?}", r.notes);
+        assert!(
+            r.notes.iter().any(|n| n.contains("clamped")),
+            "{:?}",
+            r.notes
+        );
         for (i, o) in r.output.iter().enumerate() {
             assert!((o - (i + 1) as f32).abs() < 1e-5, "row {i}: {o}");
         }
@@ -438,8 +447,18 @@ fn e9_head_results_do_not_depend_on_other_heads() {
     }
     let budget = MatrixBudget::default();
     for (m, p) in e9_methods() {
-        let together =
-            compute_heads(m, &p, q.view(), k.view(), v.view(), None, false, true, budget).unwrap();
+        let together = compute_heads(
+            m,
+            &p,
+            q.view(),
+            k.view(),
+            v.view(),
+            None,
+            false,
+            true,
+            budget,
+        )
+        .unwrap();
         let alone = compute_heads(
             m,
             &p,
@@ -490,7 +509,10 @@ fn e9_anchor_uniform_head_averages_to_8_5_beside_a_large_head() {
         )
         .unwrap();
         for (i, o) in r[0].output.iter().enumerate() {
-            assert!((o - 8.5).abs() < 8.0 * f32::EPSILON * 16.0 * 8.5, "{m} row {i}: {o}");
+            assert!(
+                (o - 8.5).abs() < 8.0 * f32::EPSILON * 16.0 * 8.5,
+                "{m} row {i}: {o}"
+            );
         }
     }
 }
@@ -800,7 +822,12 @@ fn e2_performer_causal_rows_before_a_nan_key_stay_finite() {
 #[test]
 fn performer_output_matches_its_effective_matrix() {
     let mut rng = ChaCha8Rng::seed_from_u64(23);
-    for (lq, lk, causal) in [(17, 17, false), (17, 17, true), (7, 12, true), (12, 7, false)] {
+    for (lq, lk, causal) in [
+        (17, 17, false),
+        (17, 17, true),
+        (7, 12, true),
+        (12, 7, false),
+    ] {
         let (q, k, v) = (
             gaussian(lq, 8, &mut rng),
             gaussian(lk, 8, &mut rng),
@@ -876,9 +903,18 @@ fn nystrom_and_linformer_reject_causal_input() {
     let z = Array2::<f32>::zeros((4, 2));
     let head = HeadInput::new(z.view(), z.view(), z.view(), None, true).unwrap();
     for m in [MethodId::Nystrom, MethodId::Linformer] {
-        let r = compute(m, &MethodParams::default(), &head, false, MatrixBudget::default());
+        let r = compute(
+            m,
+            &MethodParams::default(),
+            &head,
+            false,
+            MatrixBudget::default(),
+        );
         assert!(
-            matches!(r, Err(AttentionError::UnsupportedCausality { mode: "causal", .. })),
+            matches!(
+                r,
+                Err(AttentionError::UnsupportedCausality { mode: "causal", .. })
+            ),
             "{m}: {r:?}"
         );
         assert!(!m.properties(&MethodParams::default(), 2).supports_causal);
@@ -929,8 +965,14 @@ fn nystrom_and_linformer_with_different_query_and_key_lengths() {
     }
     // Gaussian projection: seeded, N(0, 1/k).
     let e1 = linformer::projection_matrix(Projection::Gaussian, 64, 200, 5);
-    assert_eq!(e1, linformer::projection_matrix(Projection::Gaussian, 64, 200, 5));
-    assert_ne!(e1, linformer::projection_matrix(Projection::Gaussian, 64, 200, 6));
+    assert_eq!(
+        e1,
+        linformer::projection_matrix(Projection::Gaussian, 64, 200, 5)
+    );
+    assert_ne!(
+        e1,
+        linformer::projection_matrix(Projection::Gaussian, 64, 200, 6)
+    );
     let var = e1.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / e1.len() as f64;
     assert!((var - 1.0 / 64.0).abs() < 0.1 / 64.0, "variance {var}");
 }

@@ -111,7 +111,9 @@ fn fro(x: &Array2<f64>) -> f64 {
 /// O(rows·cols) memory (a few f64 matrices).
 pub fn optimal_split(a: &Array2<f32>, opts: SplitOptions) -> Result<OptimalSplit, AnalysisError> {
     if a.iter().any(|x| !x.is_finite()) {
-        return Err(AnalysisError::NonFinite("attention matrix of the band + low-rank split"));
+        return Err(AnalysisError::NonFinite(
+            "attention matrix of the band + low-rank split",
+        ));
     }
     let (rows, cols) = a.dim();
     let (rank, note) = clamp_rank(opts.rank, rows, cols);
@@ -193,18 +195,36 @@ mod tests {
     fn error_curve_is_monotone_on_random_matrices() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let u = Uniform::new(0.0_f32, 1.0).unwrap();
-        for (rows, cols, b, r, causal) in [(7, 7, 1, 2, false), (9, 5, 0, 1, true), (13, 13, 2, 3, false)] {
+        for (rows, cols, b, r, causal) in [
+            (7, 7, 1, 2, false),
+            (9, 5, 0, 1, true),
+            (13, 13, 2, 3, false),
+        ] {
             let a = Array2::from_shape_fn((rows, cols), |_| u.sample(&mut rng));
             let s = optimal_split(
                 &a,
-                SplitOptions { bandwidth: b, rank: r, causal, max_iters: 50, tolerance: 0.0 },
+                SplitOptions {
+                    bandwidth: b,
+                    rank: r,
+                    causal,
+                    max_iters: 50,
+                    tolerance: 0.0,
+                },
             )
             .unwrap();
             assert_eq!(s.error_curve.len(), s.iterations + 1);
             for w in s.error_curve.windows(2) {
-                assert!(w[1] <= w[0] + 1e-12 * s.norm, "{rows}x{cols}: {} > {}", w[1], w[0]);
+                assert!(
+                    w[1] <= w[0] + 1e-12 * s.norm,
+                    "{rows}x{cols}: {} > {}",
+                    w[1],
+                    w[0]
+                );
             }
-            assert!(s.error < s.fixed_split_error, "alternating must improve on random input");
+            assert!(
+                s.error < s.fixed_split_error,
+                "alternating must improve on random input"
+            );
         }
     }
 }

@@ -57,7 +57,11 @@ pub fn captured_energy_curve(singular_values: &[f64]) -> Vec<f64> {
     out.push(if total == 0.0 { 1.0 } else { 0.0 });
     for s in singular_values {
         acc += s * s;
-        out.push(if total == 0.0 { 1.0 } else { (acc / total).min(1.0) });
+        out.push(if total == 0.0 {
+            1.0
+        } else {
+            (acc / total).min(1.0)
+        });
     }
     out
 }
@@ -204,6 +208,10 @@ pub fn method_point(
     })
 }
 
+/// One method's outcome in [`points_at_rank`]: its point, `None` (no rank bound or no matrix),
+/// or the error it returned.
+pub type MethodPoint = (MethodId, Result<Option<RankPoint>, AttentionError>);
+
 /// Runs every method of `methods` at matched rank `rank` (see [`matched_params`]) on `head` and
 /// returns each one's point (or its error, e.g. Nyström on causal input, or `None` when the
 /// method has no rank bound or no matrix). `curve` is the Eckart–Young curve of the exact A.
@@ -217,15 +225,15 @@ pub fn points_at_rank(
     base: &MethodParams,
     curve: &[f64],
     budget: MatrixBudget,
-) -> Result<Vec<(MethodId, Result<Option<RankPoint>, AttentionError>)>, AttentionError> {
+) -> Result<Vec<MethodPoint>, AttentionError> {
     let (_, exact) = full_attention(head, true, budget)?;
     let exact = exact.unwrap_or_else(|| Array2::zeros((head.seq_len_q(), head.seq_len_kv())));
     Ok(methods
         .iter()
         .map(|&m| {
             let params = matched_params(m, rank, base);
-            let point = compute(m, &params, head, true, budget)
-                .map(|r| method_point(m, &r, &exact, curve));
+            let point =
+                compute(m, &params, head, true, budget).map(|r| method_point(m, &r, &exact, curve));
             (m, point)
         })
         .collect())

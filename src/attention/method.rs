@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AttentionError, HeadInput, MatrixBudget, band, dense, fmm, linear, linformer, nystrom, performer,
-    svd,
+    AttentionError, HeadInput, MatrixBudget, band, dense, fmm, linear, linformer, nystrom,
+    performer, svd,
 };
 
 /// Method ids as in SPEC §3 (`full`, `band`, `linear`, `fmm`, …).
@@ -456,8 +456,7 @@ pub fn compute(
             }
             let out = nystrom::nystrom_attention(head, params.num_landmarks, params.exact_pinv)?;
             let m = if want_matrix {
-                nystrom::nystrom_matrix(head, params.num_landmarks, params.exact_pinv, budget)
-                    .ok()
+                nystrom::nystrom_matrix(head, params.num_landmarks, params.exact_pinv, budget).ok()
             } else {
                 None
             };
