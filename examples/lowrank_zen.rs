@@ -8,7 +8,7 @@
 //!
 //! For every head of the layer (bidirectional, scale 1/√head_dim): relative Frobenius error
 //! `‖Â − A‖_F/‖A‖_F` of performer (num_features = r, mean over `seeds` seeds), nystrom
-//! (num_landmarks = r, 6-step pseudo-inverse), linformer (mean-pool, proj_dim = r) and svd
+//! (num_landmarks = r, 6-step and exact pseudo-inverse), linformer (mean-pool, proj_dim = r) and svd
 //! (rank r) at r = 8, 16, 32, plus linear attention (elu+1, rank ≤ head_dim) and the
 //! Eckart–Young bound `sqrt(Σ_{t≥r} σ_t²)/‖A‖_F`. Reads the `.npz` directly (q, k, v as
 //! `[layers, heads, L, d]` or `[heads, L, d]` f32).
@@ -58,11 +58,13 @@ fn main() -> Result<()> {
     );
     let heads = q.len_of(Axis(0));
     let ranks = [8usize, 16, 32];
+    // (method, Nyström exact pseudo-inverse)
     let methods = [
-        MethodId::Performer,
-        MethodId::Nystrom,
-        MethodId::Linformer,
-        MethodId::Svd,
+        (MethodId::Performer, false),
+        (MethodId::Nystrom, false),
+        (MethodId::Nystrom, true),
+        (MethodId::Linformer, false),
+        (MethodId::Svd, false),
     ];
     let budget = MatrixBudget::default();
     let base = MethodParams::default();
@@ -91,12 +93,13 @@ fn main() -> Result<()> {
         linear[h] = relative_frobenius(r.matrix.as_ref().context("linear matrix")?, &a).value();
         for (ri, &rank) in ranks.iter().enumerate() {
             bound[ri][h] = curve[rank.min(curve.len() - 1)];
-            for (mi, &m) in methods.iter().enumerate() {
+            for (mi, &(m, exact_pinv)) in methods.iter().enumerate() {
                 let n = if m == MethodId::Performer { seeds } else { 1 };
                 let mut acc = 0.0;
                 for seed in 0..n {
                     let p = MethodParams {
                         seed,
+                        exact_pinv,
                         ..matched_params(m, rank, &base)
                     };
                     let r = compute(m, &p, &head, true, budget)?;
@@ -110,31 +113,35 @@ fn main() -> Result<()> {
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     println!("\nMean over heads (relative Frobenius error of the matrix):");
     println!(
-        "| rank | performer | nystrom | linformer | svd | Eckart–Young bound | linear (rank ≤ d) |"
+        "| rank | performer | nystrom | nystrom (exact pinv) | linformer | svd | Eckart–Young bound | linear (rank ≤ d) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (ri, rank) in ranks.iter().enumerate() {
         println!(
-            "| {rank} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            "| {rank} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
             mean(&errors[ri][0]),
             mean(&errors[ri][1]),
             mean(&errors[ri][2]),
             mean(&errors[ri][3]),
+            mean(&errors[ri][4]),
             mean(&bound[ri]),
             mean(&linear)
         );
     }
     println!("\nPer head:");
-    println!("| head | rank | performer | nystrom | linformer | svd | bound | linear |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| head | rank | performer | nystrom | nystrom exact | linformer | svd | bound | linear |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for h in 0..heads {
         for (ri, rank) in ranks.iter().enumerate() {
             println!(
-                "| {h} | {rank} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+                "| {h} | {rank} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
                 errors[ri][0][h],
                 errors[ri][1][h],
                 errors[ri][2][h],
                 errors[ri][3][h],
+                errors[ri][4][h],
                 bound[ri][h],
                 linear[h]
             );

@@ -6,7 +6,8 @@
 //! F = softmax(scale·Q K̃ᵀ) [Lq, m],  A_S = softmax(scale·Q̃ K̃ᵀ) [m, m],  B = softmax(scale·Q̃ Kᵀ) [m, Lk]
 //! Z ≈ A_S⁺:  Z_0 = A_Sᵀ / (‖A_S‖_1·‖A_S‖_∞)   (per matrix)
 //!           Z_{t+1} = ¼ Z_t (13I − A_S Z_t (15I − A_S Z_t (7I − A_S Z_t)))   6 iterations
-//!           or the exact Moore–Penrose pseudo-inverse (faer SVD) when `exact_pinv`
+//!           or the Moore–Penrose pseudo-inverse (faer SVD, σ below f32 rounding dropped)
+//!           when `exact_pinv`
 //! Â = F·Z·B  (rank ≤ m; entries may be negative; rows sum to 1 with the exact inverse)
 //! O = F·(Z·(B·V))
 //! ```
@@ -98,18 +99,38 @@ pub fn iterative_pinv(a_s: &Array2<f64>, iterations: usize) -> Array2<f64> {
     z
 }
 
-/// The exact Moore–Penrose pseudo-inverse through faer's SVD (f64). Non-finite input gives a
-/// NaN matrix (so the NaN reaches the output, as it would in exact attention).
+/// The Moore–Penrose pseudo-inverse through faer's SVD (f64): `V·diag(1/σ_t)·Uᵀ` over the
+/// singular values with `σ_t > rcond·σ_1`, where `rcond = max(rows, cols)·ε_f32`. A_S is built
+/// from f32 softmax values, so smaller singular values are rounding noise (`fmm_lowrank.md`
+/// §2.5); inverting them would amplify that noise by up to 1/ε. Non-finite input gives a NaN
+/// matrix (so the NaN reaches the output, as it would in exact attention).
 pub fn exact_pinv(a: &Array2<f64>) -> Array2<f64> {
     let (r, c) = a.dim();
     if a.iter().any(|x| !x.is_finite()) {
         return Array2::from_elem((c, r), f64::NAN);
     }
-    let mat = faer::Mat::<f64>::from_fn(r, c, |i, j| a[[i, j]]);
-    match with_faer(|| mat.thin_svd().map(|s| s.pseudoinverse())) {
-        Ok(p) => Array2::from_shape_fn((c, r), |(i, j)| p[(i, j)]),
-        Err(_) => Array2::from_elem((c, r), f64::NAN),
+    if r == 0 || c == 0 {
+        return Array2::zeros((c, r));
     }
+    let mat = faer::Mat::<f64>::from_fn(r, c, |i, j| a[[i, j]]);
+    let Ok(svd) = with_faer(|| mat.thin_svd()) else {
+        return Array2::from_elem((c, r), f64::NAN);
+    };
+    let (u, v, s) = (svd.U(), svd.V(), svd.S().column_vector());
+    let k = r.min(c);
+    let rcond = r.max(c) as f64 * f64::from(f32::EPSILON);
+    let cutoff = s[0] * rcond;
+    let mut out = Array2::<f64>::zeros((c, r));
+    for t in (0..k).filter(|&t| s[t] > cutoff) {
+        let inv = 1.0 / s[t];
+        for i in 0..c {
+            let vi = v[(i, t)] * inv;
+            for j in 0..r {
+                out[[i, j]] += vi * u[(j, t)];
+            }
+        }
+    }
+    out
 }
 
 /// The three Nyström factors and the pseudo-inverse, all f64.
