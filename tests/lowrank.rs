@@ -1036,3 +1036,73 @@ fn method_points_never_beat_the_eckart_young_bound() {
         }
     }
 }
+
+#[test]
+fn svd_method_is_analysis_only_and_refuses_over_budget() {
+    let mut rng = ChaCha8Rng::seed_from_u64(27);
+    let (q, k, v) = (
+        gaussian(11, 4, &mut rng),
+        gaussian(11, 4, &mut rng),
+        gaussian(11, 2, &mut rng),
+    );
+    let head = HeadInput::new(q.view(), k.view(), v.view(), None, true).unwrap();
+    let tiny = MatrixBudget {
+        bytes: 11 * 11 * 4 - 1,
+    };
+    let r = compute(MethodId::Svd, &MethodParams::default(), &head, false, tiny);
+    assert!(
+        matches!(
+            r,
+            Err(AttentionError::OverBudget {
+                rows: 11,
+                cols: 11,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // Within budget, causal input works (the optimum ignores causality: A_r is not triangular).
+    let r = run(MethodId::Svd, &MethodParams::default(), &head);
+    let (_, a) = dense_reference(&head);
+    let e = relative_frobenius(r.matrix.as_ref().unwrap(), &a).value();
+    let sp = spectrum(&head, 2, 11, MatrixBudget::default()).unwrap();
+    assert!(
+        (e - sp.eckart_young[8]).abs() < 1e-5,
+        "{e} vs {}",
+        sp.eckart_young[8]
+    );
+}
+
+#[test]
+fn optimal_split_of_a_causal_head_is_monotone_and_beats_the_fixed_split() {
+    let mut rng = ChaCha8Rng::seed_from_u64(28);
+    let (q, k, v) = (
+        gaussian(23, 8, &mut rng) * 2.0,
+        gaussian(23, 8, &mut rng) * 2.0,
+        gaussian(23, 2, &mut rng),
+    );
+    let head = HeadInput::new(q.view(), k.view(), v.view(), None, true).unwrap();
+    let s = attnscope::analysis::optimal::optimal_split_head(
+        &head,
+        2,
+        3,
+        100,
+        1e-12,
+        MatrixBudget::default(),
+    )
+    .unwrap();
+    assert!(s.iterations >= 1 && s.iterations <= 100);
+    assert_eq!(s.error_curve.len(), s.iterations + 1);
+    for w in s.error_curve.windows(2) {
+        assert!(w[1] <= w[0] + 1e-12 * s.norm, "{} then {}", w[0], w[1]);
+    }
+    assert!(s.error < s.fixed_split_error);
+    // Causal band: nothing above the diagonal or left of i − 2 in the banded part.
+    for ((i, j), x) in s.band.indexed_iter() {
+        if j > i || j + 2 < i {
+            assert_eq!(*x, 0.0, "({i},{j})");
+        }
+    }
+    let rel = s.relative_curve();
+    assert!((rel[0] * s.norm - s.fixed_split_error).abs() < 1e-12);
+}
