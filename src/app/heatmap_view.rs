@@ -27,7 +27,8 @@ impl Default for DisplaySettings {
     fn default() -> Self {
         Self {
             colormap: Colormap::Viridis,
-            value_scale: ValueScale::Linear,
+            // Attention rows spread mass thinly; 3 decades show the structure a linear map hides.
+            value_scale: ValueScale::Log { decades: 3.0 },
         }
     }
 }
@@ -165,6 +166,7 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
         .show_x(false)
         .show_y(false)
         .allow_scroll(false)
+        .set_margin_fraction(egui::Vec2::ZERO)
         .link_axis(args.link_group, [true, true])
         .link_cursor(args.link_group, [true, true])
         .include_x(0.0)
@@ -183,7 +185,7 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
         let (i, j) = (point.y.floor() as usize, point.x.floor() as usize);
         if let Some(value) = args.matrix.get([i, j]) {
             let mut text = format!(
-                "query {i} «{}» → key {j} «{}»\nvalue {value:.6}",
+                "query {i} «{}»\nkey {j} «{}»\nvalue {value:.6}",
                 args.tokens.query_token(i),
                 args.tokens.key_token(j)
             );

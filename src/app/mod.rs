@@ -476,7 +476,7 @@ impl AttnScopeApp {
                         ui.set_max_width(420.0);
                         ui.horizontal(|ui| {
                             ui.colored_label(ui.visuals().error_fg_color, &n.text);
-                            if ui.small_button("✕").clicked() {
+                            if ui.small_button("×").clicked() {
                                 commands.push(Command::DismissNotification(index));
                             }
                         });

@@ -88,7 +88,7 @@ fn source_ui(
     });
     if ui
         .button("Open file…")
-        .on_hover_text(".npz, three .npy, .safetensors or CSV (File → Open)")
+        .on_hover_text(".npz, three .npy, .safetensors or CSV (File -> Open)")
         .clicked()
     {
         commands.push(Command::PickFile);

@@ -41,6 +41,13 @@ pub fn ui(
     textures: &mut TextureCache,
     commands: &mut Vec<Command>,
 ) {
+    // Side panels go first so the central content gets the remaining width.
+    if let Some(result) = &results.decomposition {
+        egui::Panel::right("decomposition_metrics")
+            .resizable(true)
+            .default_size(280.0)
+            .show(ui, |ui| metrics_ui(ui, result));
+    }
     controls_ui(ui, sel, busy, commands);
     if let Some(e) = &results.decomposition_error {
         error_label(ui, e);
@@ -54,10 +61,6 @@ pub fn ui(
         }
         return;
     };
-    egui::Panel::right("decomposition_metrics")
-        .resizable(true)
-        .default_size(280.0)
-        .show(ui, |ui| metrics_ui(ui, result));
     egui::ScrollArea::vertical()
         .id_salt("decomposition_grid")
         .show(ui, |ui| grid_ui(ui, sel, result, textures));
@@ -122,7 +125,7 @@ pub fn display_controls_ui(
     ui.selectable_value(&mut chosen, 2, "power");
     if chosen != kind {
         next.value_scale = match chosen {
-            1 => ValueScale::Log { decades: 4.0 },
+            1 => ValueScale::Log { decades: 3.0 },
             2 => ValueScale::Power { gamma: 0.5 },
             _ => ValueScale::Linear,
         };
@@ -247,17 +250,17 @@ fn metrics_ui(ui: &mut egui::Ui, result: &DecompositionResult) {
             row(
                 "band-only error",
                 m.band_only_error.to_string(),
-                "‖band_b(A) − A‖_F / ‖A‖_F",
+                "||band_b(A) − A||_F / ||A||_F",
             );
             row(
                 "reconstruction error",
                 m.reconstruction_error.to_string(),
-                "‖band_b(A) + F_r − A‖_F / ‖A‖_F",
+                "||band_b(A) + F_r − A||_F / ||A||_F",
             );
             row(
                 "output error",
                 m.reconstruction_output_error.to_string(),
-                "‖(R − A)V‖_F / ‖AV‖_F",
+                "||(R − A)V||_F / ||AV||_F",
             );
             row(
                 "max abs error",

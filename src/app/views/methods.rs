@@ -41,6 +41,13 @@ pub fn ui(
     textures: &mut TextureCache,
     commands: &mut Vec<Command>,
 ) {
+    // Side panels go first so the central content gets the remaining width.
+    if let Some(run) = &results.method {
+        egui::Panel::right("method_metrics")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| metrics_ui(ui, run));
+    }
     ui.horizontal_wrapped(|ui| {
         let mut method = sel.method;
         egui::ComboBox::from_label("method")
@@ -70,10 +77,6 @@ pub fn ui(
         }
         return;
     };
-    egui::Panel::right("method_metrics")
-        .resizable(true)
-        .default_size(300.0)
-        .show(ui, |ui| metrics_ui(ui, run));
     egui::ScrollArea::vertical()
         .id_salt("methods_grid")
         .show(ui, |ui| heatmaps_ui(ui, sel, run, textures));
@@ -101,7 +104,7 @@ fn params_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>) {
             ui.label("normalization");
             ui.selectable_value(&mut p.normalization, Normalization::Row, "row");
             ui.selectable_value(&mut p.normalization, Normalization::None, "none")
-                .on_hover_text("LRA code: φ(Q)φ(K)ᵀ/√d, rows do not sum to 1");
+                .on_hover_text("LRA code: φ(Q)φ(K)^T/√d, rows do not sum to 1");
         }
         if uses(method, "weights") {
             ui.add(egui::DragValue::new(&mut p.w1).speed(0.01).prefix("w1 "));
@@ -132,7 +135,7 @@ fn params_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>) {
         }
         if uses(method, "block") {
             let mut automatic = p.block.is_none();
-            ui.checkbox(&mut automatic, "block ⌈√L⌉");
+            ui.checkbox(&mut automatic, "block ceil(√L)");
             if automatic {
                 p.block = None;
             } else {
@@ -279,7 +282,7 @@ fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
                 opt(m.matrix_max_abs.map(|x| format!("{x:.3e}"))),
             );
             row("output max abs", format!("{:.3e}", m.output_max_abs));
-            row("mean row KL(A‖Â)", m.mean_row_kl.to_string());
+            row("mean row KL(A||Â)", m.mean_row_kl.to_string());
             row("runtime", format!("{:.2} ms", run.method_secs * 1e3));
         });
     ui.separator();
