@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use attnscope::app::jobs::{DecompPanel, HeadSelection, InputSource, JobOutput, JobRequest, Worker};
+use attnscope::app::jobs::{
+    DecompPanel, HeadSelection, InputSource, JobOutput, JobRequest, Worker,
+};
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
 use eframe::egui;

@@ -84,8 +84,10 @@ impl TextureCache {
             .entry(key)
             .or_insert_with(|| {
                 let heatmap = render(pooled.data.view(), scale);
-                let image =
-                    ColorImage::from_rgba_unmultiplied([heatmap.width, heatmap.height], &heatmap.rgba);
+                let image = ColorImage::from_rgba_unmultiplied(
+                    [heatmap.width, heatmap.height],
+                    &heatmap.rgba,
+                );
                 ctx.load_texture(
                     format!("{}#{}", key.panel, key.result_id),
                     image,

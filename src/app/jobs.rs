@@ -14,7 +14,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
 use ndarray::Array2;
@@ -318,16 +318,12 @@ impl Worker {
     /// Results that arrived since the last call, stale ones dropped. Never blocks.
     pub fn poll(&mut self) -> Vec<JobResult> {
         let mut fresh = Vec::new();
-        loop {
-            match self.results.try_recv() {
-                Ok(result) => {
-                    let lane = result.lane.index();
-                    if result.id == self.latest[lane] {
-                        self.pending[lane] = false;
-                        fresh.push(result);
-                    }
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        // Empty or disconnected both mean "nothing more now".
+        while let Ok(result) = self.results.try_recv() {
+            let lane = result.lane.index();
+            if result.id == self.latest[lane] {
+                self.pending[lane] = false;
+                fresh.push(result);
             }
         }
         fresh

@@ -126,9 +126,9 @@ impl Selection {
 
     /// Largest useful rank: min(Lq, Lk) of the loaded input (1 when nothing is loaded).
     pub fn max_rank(&self) -> usize {
-        self.input.as_ref().map_or(1, |i| {
-            i.set.seq_len_q().min(i.set.seq_len_kv()).max(1)
-        })
+        self.input
+            .as_ref()
+            .map_or(1, |i| i.set.seq_len_q().min(i.set.seq_len_kv()).max(1))
     }
 }
 
@@ -507,6 +507,19 @@ impl eframe::App for AttnScopeApp {
                     &mut self.views.data,
                     &mut commands,
                 );
+            });
+        egui::Panel::right("inspector")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("inspector_scroll")
+                    .show(ui, |ui| match self.view {
+                        View::Decomposition => {
+                            views::decomposition::inspector_ui(ui, &self.results);
+                        }
+                        View::Methods => views::methods::inspector_ui(ui, &self.results),
+                    });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.view {
             View::Decomposition => views::decomposition::ui(

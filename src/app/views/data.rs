@@ -66,12 +66,11 @@ fn source_ui(
 ) {
     let current = sel.input.as_ref().map(|i| &i.source);
     ui.horizontal(|ui| {
-        ui.label("Sample");
         let selected = match current {
             Some(InputSource::Sample(name)) => name.clone(),
             _ => "—".to_string(),
         };
-        egui::ComboBox::from_id_salt("sample_picker")
+        egui::ComboBox::from_label("sample")
             .selected_text(selected)
             .show_ui(ui, |ui| {
                 for sample in SAMPLES {
@@ -162,10 +161,10 @@ fn selection_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>)
     {
         commands.push(Command::SetCausal(causal));
     }
-    let scale = set
-        .meta
-        .scale
-        .map_or_else(|| format!("1/√{} (default, C5)", set.head_dim()), |s| format!("{s:.6} (sidecar)"));
+    let scale = set.meta.scale.map_or_else(
+        || format!("1/√{} (default, C5)", set.head_dim()),
+        |s| format!("{s:.6} (sidecar)"),
+    );
     ui.label(format!("scale: {scale}"));
 }
 

@@ -41,13 +41,6 @@ pub fn ui(
     textures: &mut TextureCache,
     commands: &mut Vec<Command>,
 ) {
-    // Side panels go first so the central content gets the remaining width.
-    if let Some(result) = &results.decomposition {
-        egui::Panel::right("decomposition_metrics")
-            .resizable(true)
-            .default_size(280.0)
-            .show(ui, |ui| metrics_ui(ui, result));
-    }
     controls_ui(ui, sel, busy, commands);
     if let Some(e) = &results.decomposition_error {
         error_label(ui, e);
@@ -61,18 +54,20 @@ pub fn ui(
         }
         return;
     };
+    // Measured outside the scroll area: inside it, the width is last frame's content width.
+    let width = ui.available_width();
     egui::ScrollArea::vertical()
         .id_salt("decomposition_grid")
-        .show(ui, |ui| grid_ui(ui, sel, result, textures));
+        .auto_shrink(false)
+        .show(ui, |ui| grid_ui(ui, sel, result, textures, width));
 }
 
 /// Bandwidth / rank sliders and the shared colour controls.
+///
+/// Rows are explicit `horizontal`s: egui sliders do not wrap inside `horizontal_wrapped`.
 pub fn controls_ui(ui: &mut egui::Ui, sel: &Selection, busy: bool, commands: &mut Vec<Command>) {
-    ui.horizontal_wrapped(|ui| {
-        let max_bandwidth = sel
-            .input
-            .as_ref()
-            .map_or(64, |i| i.set.seq_len_kv().max(1));
+    ui.horizontal(|ui| {
+        let max_bandwidth = sel.input.as_ref().map_or(64, |i| i.set.seq_len_kv().max(1));
         let mut bandwidth = sel.params.bandwidth;
         if ui
             .add(egui::Slider::new(&mut bandwidth, 0..=max_bandwidth).text("bandwidth"))
@@ -92,12 +87,11 @@ pub fn controls_ui(ui: &mut egui::Ui, sel: &Selection, busy: bool, commands: &mu
         {
             commands.push(Command::SetRank(rank));
         }
-        ui.separator();
-        display_controls_ui(ui, sel.display, commands);
         if busy {
             ui.spinner();
         }
     });
+    ui.horizontal(|ui| display_controls_ui(ui, sel.display, commands));
 }
 
 /// Colour map and value scale controls shared by every heatmap view.
@@ -149,15 +143,13 @@ fn grid_ui(
     sel: &Selection,
     result: &DecompositionResult,
     textures: &mut TextureCache,
+    width: f32,
 ) {
     let d = &result.decomposition;
     let sequential = sel.display.sequential_scale(&d.full);
     let diverging = sel.display.diverging_scale(&d.error);
-    ui.horizontal_wrapped(|ui| {
-        colorbar_ui(ui, "A, near, far, F_r, reconstruction:", &sequential);
-        ui.separator();
-        colorbar_ui(ui, "signed error:", &diverging);
-    });
+    colorbar_ui(ui, "A, near, far, F_r, reconstruction:", &sequential);
+    colorbar_ui(ui, "signed error:", &diverging);
     let tokens = HeadTokens {
         head: &result.head,
         empty_rows: &d.metrics.empty_rows,
@@ -165,8 +157,7 @@ fn grid_ui(
     let link_group = egui::Id::unique("decomposition_link");
     let columns = 3;
     let spacing = ui.spacing().item_spacing.x;
-    let cell_width = ((ui.available_width() - spacing * (columns as f32 - 1.0)) / columns as f32)
-        .max(120.0);
+    let cell_width = ((width - spacing * (columns as f32 - 1.0)) / columns as f32).max(120.0);
     let ctx = ui.ctx().clone();
     for row in DecompPanel::ALL.chunks(columns) {
         ui.horizontal(|ui| {
@@ -209,7 +200,18 @@ fn grid_ui(
             }
         });
     }
-    ui.weak("Scroll with Ctrl to zoom, drag to pan (all panels move together), double-click to reset.");
+    ui.weak(
+        "Scroll with Ctrl to zoom, drag to pan (all panels move together), double-click to reset.",
+    );
+}
+
+/// The view's inspector (right-hand panel): metrics of the last good result.
+pub fn inspector_ui(ui: &mut egui::Ui, results: &Results) {
+    if let Some(result) = &results.decomposition {
+        metrics_ui(ui, result);
+    } else {
+        ui.weak("No result yet.");
+    }
 }
 
 fn metrics_ui(ui: &mut egui::Ui, result: &DecompositionResult) {
@@ -236,7 +238,11 @@ fn metrics_ui(ui: &mut egui::Ui, result: &DecompositionResult) {
                 ui.end_row();
             };
             row("bandwidth", m.bandwidth.to_string(), "C2 bandwidth b");
-            row("rank", m.rank.to_string(), "far-field rank r after clamping");
+            row(
+                "rank",
+                m.rank.to_string(),
+                "far-field rank r after clamping",
+            );
             row(
                 "band mass",
                 format!("{:.4}", m.band_mass),

@@ -5,13 +5,11 @@ use eframe::egui;
 
 use super::decomposition::{HeadTokens, display_controls_ui};
 use super::error_label;
-use crate::app::heatmap_view::{
-    HeatmapArgs, TextureCache, TextureKey, colorbar_ui, heatmap_ui,
-};
+use crate::app::heatmap_view::{HeatmapArgs, TextureCache, TextureKey, colorbar_ui, heatmap_ui};
 use crate::app::jobs::MethodRun;
 use crate::app::{Command, Results, Selection};
-use crate::attention::{FeatureMap, MethodId, MethodParams, Normalization};
 use crate::attention::method::{KeyRow, Pooling, Projection};
+use crate::attention::{FeatureMap, MethodId, MethodParams, Normalization};
 
 /// Which parameters a method reads (by its SPEC id, so methods added later get controls as soon
 /// as their id is listed here).
@@ -41,14 +39,7 @@ pub fn ui(
     textures: &mut TextureCache,
     commands: &mut Vec<Command>,
 ) {
-    // Side panels go first so the central content gets the remaining width.
-    if let Some(run) = &results.method {
-        egui::Panel::right("method_metrics")
-            .resizable(true)
-            .default_size(300.0)
-            .show(ui, |ui| metrics_ui(ui, run));
-    }
-    ui.horizontal_wrapped(|ui| {
+    ui.horizontal(|ui| {
         let mut method = sel.method;
         egui::ComboBox::from_label("method")
             .selected_text(method.as_str())
@@ -60,12 +51,11 @@ pub fn ui(
         if method != sel.method {
             commands.push(Command::SetMethod(method));
         }
-        ui.separator();
-        display_controls_ui(ui, sel.display, commands);
         if busy {
             ui.spinner();
         }
     });
+    ui.horizontal(|ui| display_controls_ui(ui, sel.display, commands));
     params_ui(ui, sel, commands);
     if let Some(e) = &results.method_error {
         error_label(ui, e);
@@ -77,92 +67,123 @@ pub fn ui(
         }
         return;
     };
+    // Measured outside the scroll area: inside it, the width is last frame's content width.
+    let width = ui.available_width();
     egui::ScrollArea::vertical()
         .id_salt("methods_grid")
-        .show(ui, |ui| heatmaps_ui(ui, sel, run, textures));
+        .auto_shrink(false)
+        .show(ui, |ui| heatmaps_ui(ui, sel, run, textures, width));
 }
 
 fn params_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>) {
     let method = sel.method;
     let mut p: MethodParams = sel.params.clone();
-    let max_len = sel
-        .input
-        .as_ref()
-        .map_or(64, |i| i.set.seq_len_kv().max(1));
-    ui.horizontal_wrapped(|ui| {
-        if uses(method, "bandwidth") {
-            ui.add(egui::Slider::new(&mut p.bandwidth, 0..=max_len).text("bandwidth"))
-                .on_hover_text("C2 bandwidth b; FMMformer diag_size = bandwidth + 1");
-        }
-        if uses(method, "rank") {
-            ui.add(egui::Slider::new(&mut p.rank, 1..=sel.max_rank()).text("rank"));
-        }
-        if uses(method, "feature_maps") {
-            feature_maps_ui(ui, method, &mut p);
-        }
-        if uses(method, "normalization") {
-            ui.label("normalization");
-            ui.selectable_value(&mut p.normalization, Normalization::Row, "row");
-            ui.selectable_value(&mut p.normalization, Normalization::None, "none")
-                .on_hover_text("LRA code: φ(Q)φ(K)^T/√d, rows do not sum to 1");
-        }
-        if uses(method, "weights") {
-            ui.add(egui::DragValue::new(&mut p.w1).speed(0.01).prefix("w1 "));
-            ui.add(egui::DragValue::new(&mut p.w2).speed(0.01).prefix("w2 "));
-            if ui
-                .button("Fit")
-                .on_hover_text("Least-squares (w1, w2) against exact A")
-                .clicked()
-            {
-                commands.push(Command::FitWeights);
+    let max_len = sel.input.as_ref().map_or(64, |i| i.set.seq_len_kv().max(1));
+    // One row per parameter (egui sliders do not wrap inside `horizontal_wrapped`).
+    egui::Grid::new("method_params")
+        .num_columns(2)
+        .show(ui, |ui| {
+            let row = |ui: &mut egui::Ui, name: &str, add: &mut dyn FnMut(&mut egui::Ui)| {
+                ui.label(name);
+                ui.horizontal(|ui| add(ui));
+                ui.end_row();
+            };
+            if uses(method, "bandwidth") {
+                row(ui, "bandwidth", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.bandwidth, 0..=max_len))
+                        .on_hover_text("C2 bandwidth b; FMMformer diag_size = bandwidth + 1");
+                });
             }
-        }
-        if uses(method, "num_features") {
-            ui.add(egui::Slider::new(&mut p.num_features, 1..=1024).logarithmic(true).text("num_features"));
-        }
-        if uses(method, "num_landmarks") {
-            ui.add(egui::Slider::new(&mut p.num_landmarks, 1..=max_len).text("num_landmarks"));
-        }
-        if uses(method, "exact_pinv") {
-            ui.checkbox(&mut p.exact_pinv, "exact pinv");
-        }
-        if uses(method, "proj_dim") {
-            ui.add(egui::Slider::new(&mut p.proj_dim, 1..=max_len).text("proj_dim"));
-        }
-        if uses(method, "projection") {
-            ui.selectable_value(&mut p.projection, Projection::MeanPool, "mean-pool");
-            ui.selectable_value(&mut p.projection, Projection::Gaussian, "gaussian");
-        }
-        if uses(method, "block") {
-            let mut automatic = p.block.is_none();
-            ui.checkbox(&mut automatic, "block ceil(√L)");
-            if automatic {
-                p.block = None;
-            } else {
-                let mut block = p.block.unwrap_or(8);
-                ui.add(egui::Slider::new(&mut block, 1..=max_len).text("block"));
-                p.block = Some(block);
+            if uses(method, "rank") {
+                let max_rank = sel.max_rank();
+                row(ui, "rank", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.rank, 1..=max_rank));
+                });
             }
-        }
-        if uses(method, "pooling") {
-            ui.selectable_value(&mut p.pooling, Pooling::Max, "max pool");
-            ui.selectable_value(&mut p.pooling, Pooling::Mean, "mean pool");
-        }
-        if uses(method, "key_row") {
-            ui.selectable_value(&mut p.key_row, KeyRow::Wsum, "key row wsum");
-            ui.selectable_value(&mut p.key_row, KeyRow::None, "key row none");
-        }
-        if uses(method, "seed") {
-            ui.add(egui::DragValue::new(&mut p.seed).prefix("seed "));
-        }
-    });
+            if uses(method, "feature_maps") {
+                row(ui, "feature map", &mut |ui| {
+                    feature_maps_ui(ui, method, &mut p)
+                });
+            }
+            if uses(method, "normalization") {
+                row(ui, "normalization", &mut |ui| {
+                    ui.selectable_value(&mut p.normalization, Normalization::Row, "row");
+                    ui.selectable_value(&mut p.normalization, Normalization::None, "none")
+                        .on_hover_text("LRA code: φ(Q)φ(K)^T/√d, rows do not sum to 1");
+                });
+            }
+            if uses(method, "weights") {
+                row(ui, "weights", &mut |ui| {
+                    ui.add(egui::DragValue::new(&mut p.w1).speed(0.01).prefix("w1 "));
+                    ui.add(egui::DragValue::new(&mut p.w2).speed(0.01).prefix("w2 "));
+                    if ui
+                        .button("Fit")
+                        .on_hover_text("Least-squares (w1, w2) against exact A")
+                        .clicked()
+                    {
+                        commands.push(Command::FitWeights);
+                    }
+                });
+            }
+            if uses(method, "num_features") {
+                row(ui, "num_features", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.num_features, 1..=1024).logarithmic(true));
+                });
+            }
+            if uses(method, "num_landmarks") {
+                row(ui, "num_landmarks", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.num_landmarks, 1..=max_len));
+                    if uses(method, "exact_pinv") {
+                        ui.checkbox(&mut p.exact_pinv, "exact pinv");
+                    }
+                });
+            }
+            if uses(method, "proj_dim") {
+                row(ui, "proj_dim", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.proj_dim, 1..=max_len));
+                    if uses(method, "projection") {
+                        ui.selectable_value(&mut p.projection, Projection::MeanPool, "mean-pool");
+                        ui.selectable_value(&mut p.projection, Projection::Gaussian, "gaussian");
+                    }
+                });
+            }
+            if uses(method, "block") {
+                row(ui, "block", &mut |ui| {
+                    let mut automatic = p.block.is_none();
+                    ui.checkbox(&mut automatic, "ceil(√L)");
+                    if automatic {
+                        p.block = None;
+                    } else {
+                        let mut block = p.block.unwrap_or(8);
+                        ui.add(egui::Slider::new(&mut block, 1..=max_len));
+                        p.block = Some(block);
+                    }
+                });
+            }
+            if uses(method, "pooling") {
+                row(ui, "pooling", &mut |ui| {
+                    ui.selectable_value(&mut p.pooling, Pooling::Max, "max");
+                    ui.selectable_value(&mut p.pooling, Pooling::Mean, "mean");
+                });
+            }
+            if uses(method, "key_row") {
+                row(ui, "key row", &mut |ui| {
+                    ui.selectable_value(&mut p.key_row, KeyRow::Wsum, "wsum");
+                    ui.selectable_value(&mut p.key_row, KeyRow::None, "none");
+                });
+            }
+            if uses(method, "seed") {
+                row(ui, "seed", &mut |ui| {
+                    ui.add(egui::DragValue::new(&mut p.seed));
+                });
+            }
+        });
     if p != sel.params {
         commands.push(Command::SetParams(p));
     }
 }
 
 fn feature_maps_ui(ui: &mut egui::Ui, method: MethodId, p: &mut MethodParams) {
-    ui.label("feature map");
     if method.as_str() == "fmm" {
         // FMMformer blends 1–3 kernels.
         for &map in FeatureMap::ALL {
@@ -170,7 +191,8 @@ fn feature_maps_ui(ui: &mut egui::Ui, method: MethodId, p: &mut MethodParams) {
             if ui.checkbox(&mut on, map.as_str()).changed() {
                 if on {
                     p.feature_maps.push(map);
-                    p.feature_maps.sort_by_key(|m| FeatureMap::ALL.iter().position(|x| x == m));
+                    p.feature_maps
+                        .sort_by_key(|m| FeatureMap::ALL.iter().position(|x| x == m));
                 } else if p.feature_maps.len() > 1 {
                     p.feature_maps.retain(|m| *m != map);
                 }
@@ -187,7 +209,13 @@ fn feature_maps_ui(ui: &mut egui::Ui, method: MethodId, p: &mut MethodParams) {
     }
 }
 
-fn heatmaps_ui(ui: &mut egui::Ui, sel: &Selection, run: &MethodRun, textures: &mut TextureCache) {
+fn heatmaps_ui(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    run: &MethodRun,
+    textures: &mut TextureCache,
+    width: f32,
+) {
     let (Some(exact), [Some(pa), Some(pb), Some(pe)]) = (&run.exact, &run.pooled) else {
         ui.weak("The matrices are not materialised (C8 budget); see the notes.");
         return;
@@ -197,11 +225,8 @@ fn heatmaps_ui(ui: &mut egui::Ui, sel: &Selection, run: &MethodRun, textures: &m
     };
     let sequential = sel.display.sequential_scale(exact);
     let diverging = sel.display.diverging_scale(error);
-    ui.horizontal_wrapped(|ui| {
-        colorbar_ui(ui, "A and Â:", &sequential);
-        ui.separator();
-        colorbar_ui(ui, "Â − A:", &diverging);
-    });
+    colorbar_ui(ui, "A and Â:", &sequential);
+    colorbar_ui(ui, "Â − A:", &diverging);
     let no_rows: Vec<usize> = (0..exact.nrows())
         .filter(|&i| exact.row(i).iter().all(|&x| x == 0.0))
         .collect();
@@ -216,7 +241,7 @@ fn heatmaps_ui(ui: &mut egui::Ui, sel: &Selection, run: &MethodRun, textures: &m
         ("error Â − A", error, pe, &diverging, "error"),
     ];
     let spacing = ui.spacing().item_spacing.x;
-    let cell = ((ui.available_width() - 2.0 * spacing) / 3.0).max(140.0);
+    let cell = ((width - 2.0 * spacing) / 3.0).max(140.0);
     let ctx = ui.ctx().clone();
     let link_group = egui::Id::unique("methods_link");
     ui.horizontal(|ui| {
@@ -246,6 +271,15 @@ fn heatmaps_ui(ui: &mut egui::Ui, sel: &Selection, run: &MethodRun, textures: &m
             });
         }
     });
+}
+
+/// The view's inspector (right-hand panel): metrics of the last good result.
+pub fn inspector_ui(ui: &mut egui::Ui, results: &Results) {
+    if let Some(run) = &results.method {
+        metrics_ui(ui, run);
+    } else {
+        ui.weak("No result yet.");
+    }
 }
 
 fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
@@ -306,7 +340,10 @@ fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
             row("cost", p.cost.into());
         });
     if run.method.as_str() == "fmm" {
-        ui.weak(format!("w1 = {:.4}, w2 = {:.4}", run.params.w1, run.params.w2));
+        ui.weak(format!(
+            "w1 = {:.4}, w2 = {:.4}",
+            run.params.w1, run.params.w2
+        ));
     }
     for note in &run.notes {
         ui.weak(note);
