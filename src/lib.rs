@@ -22,8 +22,8 @@
 //! ## Modules
 //! * [`attention`] — kernels (pure; no I/O).
 
-pub mod attention;
 pub mod analysis;
+pub mod attention;
 pub mod data;
 pub mod experiment;
 pub mod render;

@@ -34,12 +34,7 @@ pub fn band_keys(
     let pos = super::aligned_position(i, seq_len_q, seq_len_kv);
     let b = i64::try_from(bandwidth).unwrap_or(i64::MAX);
     let lo = pos.saturating_sub(b).max(0);
-    let hi = if causal {
-        pos
-    } else {
-        pos.saturating_add(b)
-    }
-    .min(seq_len_kv as i64 - 1);
+    let hi = if causal { pos } else { pos.saturating_add(b) }.min(seq_len_kv as i64 - 1);
     if hi < lo {
         0..0
     } else {
@@ -49,8 +44,19 @@ pub fn band_keys(
 
 /// Computes one row's band probabilities into `probs` (resized to the band) and returns the
 /// band's key range.
-fn band_row(head: &HeadInput<'_>, i: usize, bandwidth: usize, probs: &mut Vec<f32>) -> Range<usize> {
-    let keys = band_keys(i, head.seq_len_q(), head.seq_len_kv(), bandwidth, head.causal);
+fn band_row(
+    head: &HeadInput<'_>,
+    i: usize,
+    bandwidth: usize,
+    probs: &mut Vec<f32>,
+) -> Range<usize> {
+    let keys = band_keys(
+        i,
+        head.seq_len_q(),
+        head.seq_len_kv(),
+        bandwidth,
+        head.causal,
+    );
     probs.clear();
     let q = head.q.row(i);
     probs.extend(keys.clone().map(|j| {

@@ -115,7 +115,9 @@ pub fn full_attention(
         return Ok((out, matrix));
     }
     let kt = head.k.t();
-    let process = |block_idx: usize, mut out_blk: ArrayViewMut2<'_, f32>, mat_blk: Option<ArrayViewMut2<'_, f32>>| {
+    let process = |block_idx: usize,
+                   mut out_blk: ArrayViewMut2<'_, f32>,
+                   mat_blk: Option<ArrayViewMut2<'_, f32>>| {
         let i0 = block_idx * QUERY_BLOCK;
         let rows = out_blk.nrows();
         let q_blk = head.q.slice(s![i0..i0 + rows, ..]);

@@ -31,20 +31,29 @@ pub fn lambdas(params: &MethodParams) -> Vec<f32> {
 /// [`AttentionError::InvalidParameter`] when there are no or more than 3 feature maps, when
 /// `lambdas` has the wrong length, or a weight is not finite.
 pub fn validate(params: &MethodParams) -> Result<(), AttentionError> {
-    let invalid = |param: &'static str, value: String, reason: &str| AttentionError::InvalidParameter {
-        method: "fmm",
-        param,
-        value,
-        reason: reason.into(),
-    };
+    let invalid =
+        |param: &'static str, value: String, reason: &str| AttentionError::InvalidParameter {
+            method: "fmm",
+            param,
+            value,
+            reason: reason.into(),
+        };
     let kernels = params.feature_maps.len();
     if !(1..=3).contains(&kernels) {
-        return Err(invalid("feature-map", kernels.to_string(), "1 to 3 feature maps"));
+        return Err(invalid(
+            "feature-map",
+            kernels.to_string(),
+            "1 to 3 feature maps",
+        ));
     }
     if let Some(l) = &params.lambdas
         && l.len() != kernels
     {
-        return Err(invalid("lambdas", format!("{l:?}"), "one weight per feature map"));
+        return Err(invalid(
+            "lambdas",
+            format!("{l:?}"),
+            "one weight per feature map",
+        ));
     }
     for (name, w) in [("w1", params.w1), ("w2", params.w2)] {
         if !w.is_finite() {
@@ -155,7 +164,10 @@ pub fn solve_blend(a: &Array2<f32>, d: &Array2<f32>, f: &Array2<f32>) -> (f32, f
     });
     let det = dd * ff - df * df;
     if det.abs() > 1e-12 * (dd * ff).max(f64::MIN_POSITIVE) && det.is_finite() {
-        (((da * ff - fa * df) / det) as f32, ((dd * fa - df * da) / det) as f32)
+        (
+            ((da * ff - fa * df) / det) as f32,
+            ((dd * fa - df * da) / det) as f32,
+        )
     } else if dd > 0.0 {
         ((da / dd) as f32, 0.0)
     } else if ff > 0.0 {

@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::combiner::{self, Variant};
 use super::{AttentionError, HeadInput, MatrixBudget, band, dense, fmm, linear};
 
 /// Method ids as in SPEC §3 (`full`, `band`, `linear`, `fmm`, …).
@@ -19,6 +20,14 @@ pub enum MethodId {
     Linear,
     /// FMMformer blend `w1·near + w2·Σ_l λ_l far_l`.
     Fmm,
+    /// Combiner-Fixed (combiner.md §3.1).
+    CombinerFixed,
+    /// Combiner-Logsparse (combiner.md §3.2).
+    CombinerLogsparse,
+    /// Combiner-Axial, rowmajor (combiner.md §3.3a).
+    CombinerAxial,
+    /// Combiner-Mixture (combiner.md §3.4a).
+    CombinerMixture,
 }
 
 impl MethodId {
@@ -28,6 +37,10 @@ impl MethodId {
         MethodId::Band,
         MethodId::Linear,
         MethodId::Fmm,
+        MethodId::CombinerFixed,
+        MethodId::CombinerLogsparse,
+        MethodId::CombinerAxial,
+        MethodId::CombinerMixture,
     ];
 
     /// The id string used everywhere (CLI, CSV, notebook).
@@ -37,6 +50,10 @@ impl MethodId {
             MethodId::Band => "band",
             MethodId::Linear => "linear",
             MethodId::Fmm => "fmm",
+            MethodId::CombinerFixed => "combiner-fixed",
+            MethodId::CombinerLogsparse => "combiner-logsparse",
+            MethodId::CombinerAxial => "combiner-axial",
+            MethodId::CombinerMixture => "combiner-mixture",
         }
     }
 
@@ -88,7 +105,8 @@ impl MethodId {
             MethodId::Fmm => {
                 let kernels = params.feature_maps.len().max(1);
                 let lambdas = fmm::lambdas(params);
-                let non_negative = params.w1 >= 0.0 && params.w2 >= 0.0 && lambdas.iter().all(|l| *l >= 0.0);
+                let non_negative =
+                    params.w1 >= 0.0 && params.w2 >= 0.0 && lambdas.iter().all(|l| *l >= 0.0);
                 let total = params.w1 + params.w2 * lambdas.iter().sum::<f32>();
                 MethodProperties {
                     rank_bound: None,
@@ -105,6 +123,22 @@ impl MethodId {
                     cost: "O(L·(b + r·d)·d)",
                 }
             }
+            MethodId::CombinerFixed
+            | MethodId::CombinerLogsparse
+            | MethodId::CombinerAxial
+            | MethodId::CombinerMixture => MethodProperties {
+                rank_bound: None,
+                rank_note: "full rank on direct blocks; rank 1 on every shared region".into(),
+                non_negative: true,
+                rows_sum_to_one: true,
+                supports_causal: true,
+                supports_bidirectional: true,
+                cost: if self == MethodId::CombinerLogsparse {
+                    "O(L·log L·d)"
+                } else {
+                    "O(L·√L·d)"
+                },
+            },
         }
     }
 }
@@ -199,7 +233,7 @@ pub enum Pooling {
 pub enum KeyRow {
     /// Weighted sum of the row's keys (default).
     Wsum,
-    /// No summary key (logit 0).
+    /// The key at the summary query's position, `k_{r',c}` (TF `row_summary='none'`).
     None,
 }
 
@@ -356,7 +390,9 @@ pub fn compute(
             fmm::validate(&params)?;
             if params.fit {
                 let (w1, w2) = fmm::fit_weights(head, &params, budget)?;
-                notes.push(format!("fitted w1 = {w1:.6}, w2 = {w2:.6} (least squares against exact A)"));
+                notes.push(format!(
+                    "fitted w1 = {w1:.6}, w2 = {w2:.6} (least squares against exact A)"
+                ));
                 params.w1 = w1;
                 params.w2 = w2;
             }
@@ -368,6 +404,38 @@ pub fn compute(
             };
             (out, m)
         }
+        MethodId::CombinerFixed => combiner::compute_for_method(
+            Variant::Fixed,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerLogsparse => combiner::compute_for_method(
+            Variant::Logsparse,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerAxial => combiner::compute_for_method(
+            Variant::Axial,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerMixture => combiner::compute_for_method(
+            Variant::Mixture,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
     };
     let matrix_note = (want_matrix && matrix.is_none()).then(|| {
         let bytes = head.seq_len_q().saturating_mul(head.seq_len_kv()).saturating_mul(4);
