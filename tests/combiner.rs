@@ -318,6 +318,11 @@ fn keysets(plan: &combiner::QueryPlan) -> Vec<Vec<usize>> {
     plan.regions.iter().map(|r| r.keys.to_vec()).collect()
 }
 
+/// Keys of one region.
+type KeyList = Vec<usize>;
+/// (query, direct keys, regions' keys) of a worked example.
+type PlanRow = (usize, KeyList, Vec<KeyList>);
+
 fn r(a: usize, b: usize) -> Vec<usize> {
     (a..=b).collect()
 }
@@ -326,7 +331,7 @@ fn r(a: usize, b: usize) -> Vec<usize> {
 fn worked_example_index_sets_l16_block4() {
     let plan = |v, causal, i| plan_for_query(v, 16, Some(4), causal, i).unwrap();
     // Fixed, causal.
-    let fixed: &[(usize, Vec<usize>, Vec<Vec<usize>>)] = &[
+    let fixed: &[PlanRow] = &[
         (0, vec![0], vec![]),
         (3, r(0, 3), vec![]),
         (5, vec![4, 5], vec![r(0, 3)]),
@@ -345,7 +350,7 @@ fn worked_example_index_sets_l16_block4() {
     assert_eq!(keysets(&p), vec![r(0, 3), r(8, 11), r(12, 15)]);
     assert_eq!(p.terms(), 7);
     // Logsparse, causal (regions listed small to large).
-    let logsparse: &[(usize, Vec<usize>, Vec<Vec<usize>>)] = &[
+    let logsparse: &[PlanRow] = &[
         (0, vec![0], vec![]),
         (1, vec![0, 1], vec![]),
         (2, vec![2], vec![r(0, 1)]),
@@ -378,7 +383,7 @@ fn worked_example_index_sets_l16_block4() {
     let via: Vec<_> = p.regions.iter().map(|r| r.summary).collect();
     assert_eq!(via, vec![Position(3), Position(7), Position(11)]);
     // Mixture, causal: direct sets, region sets (as sets) and term counts.
-    let mixture: &[(usize, Vec<usize>, Vec<Vec<usize>>, usize)] = &[
+    let mixture: &[(usize, Vec<usize>, Vec<KeyList>, usize)] = &[
         (0, vec![0], vec![], 1),
         (3, r(0, 3), vec![], 4),
         (

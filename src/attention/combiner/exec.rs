@@ -81,10 +81,25 @@ fn nan_max(a: f32, b: f32) -> f32 {
 fn pool(rows: &Rows<'_>, keys: KeySet, pooling: Pooling, out: &mut [f32]) {
     match pooling {
         Pooling::Max => {
+            // Fast path: `f32::max` vectorises but ignores NaN, so a lane accumulator of
+            // `x·0` (NaN for a NaN or infinite input) detects the rare non-finite region,
+            // which is then pooled again with the NaN-propagating maximum.
             out.fill(f32::NEG_INFINITY);
+            let mut poison = 0.0_f32;
             for j in keys.iter() {
-                for (o, &x) in out.iter_mut().zip(rows.row(j)) {
-                    *o = nan_max(*o, x);
+                let mut lanes = [0.0_f32; 8];
+                for (t, (o, &x)) in out.iter_mut().zip(rows.row(j)).enumerate() {
+                    *o = o.max(x);
+                    lanes[t % 8] += x * 0.0;
+                }
+                poison += lanes.iter().sum::<f32>();
+            }
+            if !poison.is_finite() {
+                out.fill(f32::NEG_INFINITY);
+                for j in keys.iter() {
+                    for (o, &x) in out.iter_mut().zip(rows.row(j)) {
+                        *o = nan_max(*o, x);
+                    }
                 }
             }
         }
@@ -444,5 +459,40 @@ pub(crate) fn route(
         regions,
         effective,
         output,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_naive_sum_for_odd_lengths() {
+        for n in [0usize, 1, 7, 8, 9, 17, 64, 65] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let naive: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            assert!((f64::from(dot(&a, &b)) - naive).abs() < 1e-5, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn max_pooling_propagates_nan_and_keeps_infinity() {
+        let data = [1.0_f32, 5.0, f32::NAN, 2.0, 3.0, f32::INFINITY];
+        let rows = Rows {
+            data: Cow::Borrowed(&data[..]),
+            width: 2,
+        };
+        let mut out = [0.0_f32; 2];
+        pool(&rows, KeySet::range(0..2), Pooling::Max, &mut out);
+        assert!(out[0].is_nan() && out[1] == 5.0, "{out:?}");
+        pool(&rows, KeySet::strided(0, 2, 2), Pooling::Max, &mut out);
+        assert_eq!(out, [3.0, f32::INFINITY]);
+        pool(&rows, KeySet::strided(0, 2, 2), Pooling::Mean, &mut out);
+        assert_eq!(out[0], 2.0);
     }
 }

@@ -39,7 +39,7 @@ pub(super) fn plan_into(layout: &Layout, p: usize, plan: &mut QueryPlan) {
         plan.direct.push(p - 1);
     }
     plan.direct.push(p);
-    if !layout.causal() && p % 2 == 0 && p + 1 < seq_len {
+    if !layout.causal() && p.is_multiple_of(2) && p + 1 < seq_len {
         plan.direct.push(p + 1);
     }
     for l in 1..k {

@@ -112,7 +112,7 @@ impl KeySet {
     /// Whether key `j` is in the set.
     pub fn contains(&self, j: usize) -> bool {
         j >= self.start
-            && (j - self.start) % self.step == 0
+            && (j - self.start).is_multiple_of(self.step)
             && (j - self.start) / self.step < self.len
     }
 
@@ -447,4 +447,81 @@ pub fn plan_for_query(
         });
     }
     Ok(layout.plan(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_block_is_ceil_sqrt() {
+        let cases = [
+            (0, 1),
+            (1, 1),
+            (2, 2),
+            (4, 2),
+            (5, 3),
+            (9, 3),
+            (10, 4),
+            (16, 4),
+            (17, 5),
+            (1 << 20, 1024),
+        ];
+        for (l, s) in cases {
+            assert_eq!(default_block(l), s, "L = {l}");
+        }
+    }
+
+    #[test]
+    fn keyset_strided_membership_and_display() {
+        let col = KeySet::strided(2, 5, 3);
+        assert_eq!(col.to_vec(), vec![2, 7, 12]);
+        assert!(col.contains(7) && !col.contains(17) && !col.contains(3) && !col.contains(0));
+        assert_eq!(col.as_range(), None);
+        assert_eq!(KeySet::range(3..3).to_string(), "∅");
+        assert_eq!(KeySet::range(3..4).to_string(), "{3}");
+        assert_eq!(KeySet::range(3..6).as_range(), Some(3..6));
+    }
+
+    #[test]
+    fn every_used_region_has_a_stable_id_in_range() {
+        for variant in Variant::ALL.iter().copied() {
+            for causal in [true, false] {
+                for (l, s) in [(1, 1), (7, 3), (10, 3), (16, 4), (17, 4), (33, 5)] {
+                    let layout = Layout::new(variant, l, s, causal).unwrap();
+                    for i in 0..l {
+                        let plan = layout.plan(i);
+                        assert!(
+                            plan.terms() <= layout.max_terms_bound(),
+                            "{variant} L={l} i={i}"
+                        );
+                        for r in &plan.regions {
+                            assert!(r.id < layout.region_count());
+                            assert_eq!(layout.region(r.id), Some(*r), "{variant} L={l} i={i}");
+                        }
+                    }
+                    assert!(
+                        layout.plan(l).direct.is_empty(),
+                        "out-of-range query has an empty plan"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_zero_rejected_block_above_length_clamped() {
+        let err = Layout::new(Variant::Fixed, 5, 0, true).unwrap_err();
+        assert!(matches!(
+            err,
+            AttentionError::InvalidParameter { param: "block", .. }
+        ));
+        assert_eq!(Layout::new(Variant::Axial, 5, 99, true).unwrap().block(), 5);
+        assert_eq!(
+            Layout::with_block(Variant::Mixture, 10, None, false)
+                .unwrap()
+                .block(),
+            4
+        );
+    }
 }
