@@ -86,14 +86,24 @@ fn pool(rows: &Rows<'_>, keys: KeySet, pooling: Pooling, out: &mut [f32]) {
             // which is then pooled again with the NaN-propagating maximum.
             out.fill(f32::NEG_INFINITY);
             let mut poison = 0.0_f32;
+            let mut lanes = [0.0_f32; 8];
             for j in keys.iter() {
-                let mut lanes = [0.0_f32; 8];
-                for (t, (o, &x)) in out.iter_mut().zip(rows.row(j)).enumerate() {
-                    *o = o.max(x);
-                    lanes[t % 8] += x * 0.0;
+                let row = rows.row(j);
+                let (oc, xc) = (out.chunks_exact_mut(8), row.chunks_exact(8));
+                let tail = xc.remainder();
+                for (o8, x8) in oc.zip(xc) {
+                    for t in 0..8 {
+                        o8[t] = o8[t].max(x8[t]);
+                        lanes[t] += x8[t] * 0.0;
+                    }
                 }
-                poison += lanes.iter().sum::<f32>();
+                let start = row.len() - tail.len();
+                for (o, &x) in out[start..].iter_mut().zip(tail) {
+                    *o = o.max(x);
+                    poison += x * 0.0;
+                }
             }
+            poison += lanes.iter().sum::<f32>();
             if !poison.is_finite() {
                 out.fill(f32::NEG_INFINITY);
                 for j in keys.iter() {
