@@ -1,6 +1,6 @@
 //! Combiner vs dense attention timing (harness = false): every variant (causal, default block
 //! ⌈√L⌉, max pooling) and `full_attention` at L ∈ {1024, 4096, 16384}, one head, d = d_v = 64.
-//! Prints the median time per call and the fitted log-log slope of time vs L per method.
+//! Prints the best-of-N time per call (the least disturbed by other load) and the fitted log-log slope of time vs L per method.
 //!
 //! Run: `cargo bench --bench combiner`. Timings are noisy on a shared machine: compare ratios
 //! inside one run.
@@ -18,7 +18,7 @@ use rand_distr::{Distribution, StandardNormal};
 const LENGTHS: [usize; 3] = [1024, 4096, 16384];
 const HEAD_DIM: usize = 64;
 
-fn median_seconds(rounds: usize, mut f: impl FnMut()) -> f64 {
+fn best_seconds(rounds: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut t: Vec<f64> = (0..rounds)
         .map(|_| {
@@ -28,7 +28,7 @@ fn median_seconds(rounds: usize, mut f: impl FnMut()) -> f64 {
         })
         .collect();
     t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+    t[0]
 }
 
 /// Least-squares slope of ln(time) against ln(L).
@@ -55,23 +55,23 @@ fn main() {
     for (name, _) in &methods {
         results.push((name.to_string(), Vec::new()));
     }
-    println!("method,seq_len,median_ms,ratio_to_full");
+    println!("method,seq_len,best_ms,ratio_to_full");
     for &l in &LENGTHS {
         let mut randn = |r: usize| {
             Array2::<f32>::from_shape_simple_fn((r, HEAD_DIM), || StandardNormal.sample(&mut rng))
         };
         let (q, k, v) = (randn(l), randn(l), randn(l));
         let head = HeadInput::new(q.view(), k.view(), v.view(), None, true).expect("valid shapes");
-        let rounds = if l >= 16384 { 3 } else { 7 };
+        let rounds = if l >= 16384 { 3 } else { 9 };
         let mut full_time = f64::NAN;
         for (idx, (name, variant)) in methods.iter().enumerate() {
             let t = match variant {
-                None => median_seconds(rounds, || {
+                None => best_seconds(rounds, || {
                     std::hint::black_box(
                         full_attention(&head, false, MatrixBudget::default()).expect("no matrix"),
                     );
                 }),
-                Some(v) => median_seconds(rounds, || {
+                Some(v) => best_seconds(rounds, || {
                     std::hint::black_box(
                         combiner_attention(
                             &head,
