@@ -18,6 +18,9 @@ use rand_distr::{Distribution, StandardNormal};
 const LENGTHS: [usize; 3] = [1024, 4096, 16384];
 const HEAD_DIM: usize = 64;
 
+/// (seq_len, seconds) points of one method.
+type Series = Vec<(usize, f64)>;
+
 /// CPU time consumed so far by every thread of this process, in seconds, from
 /// `/proc/self/task/*/schedstat` (nanosecond run time; Linux only, `None` elsewhere). Unlike wall
 /// time it is not inflated when other processes share the cores.
@@ -62,7 +65,7 @@ fn slope(points: &[(usize, f64)]) -> f64 {
 
 fn main() {
     let mut rng = ChaCha8Rng::seed_from_u64(2021);
-    let mut results: Vec<(String, Vec<(usize, f64)>, Vec<(usize, f64)>)> = Vec::new();
+    let mut results: Vec<(String, Series, Series)> = Vec::new();
     let methods: Vec<(&str, Option<Variant>)> = vec![
         ("full", None),
         ("combiner-fixed", Some(Variant::Fixed)),
