@@ -952,6 +952,9 @@ fn method_dispatch_serde_names_matrix_and_budget_note() {
     for name in names {
         let m = MethodId::parse(name).unwrap();
         assert!(MethodId::ALL.contains(&m));
+        let variant = combiner::variant_of(m).unwrap();
+        assert_eq!(combiner::method_of(variant), m);
+        assert_eq!(variant.as_str(), name);
         assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{name}\""));
         let (q, k, v) = random_qkv(4, 20, 4, 3);
         let head = HeadInput::new(q.view(), k.view(), v.view(), None, true).unwrap();

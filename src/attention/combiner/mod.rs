@@ -56,6 +56,16 @@ pub fn variant_of(method: MethodId) -> Option<Variant> {
     }
 }
 
+/// The method id of a Combiner variant (inverse of [`variant_of`]).
+pub fn method_of(variant: Variant) -> MethodId {
+    match variant {
+        Variant::Fixed => MethodId::CombinerFixed,
+        Variant::Logsparse => MethodId::CombinerLogsparse,
+        Variant::Axial => MethodId::CombinerAxial,
+        Variant::Mixture => MethodId::CombinerMixture,
+    }
+}
+
 /// The layout (variant, L, block, causality) of `head` under `params` (`block = None` means
 /// `⌈√L⌉`).
 ///
