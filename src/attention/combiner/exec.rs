@@ -288,7 +288,6 @@ pub(crate) fn execute(
 ) -> (Array2<f32>, Option<Array2<f32>>, ExecStats) {
     let ctx = Context::new(head, pooling, key_row);
     let table = SummaryTable::build(&ctx, layout, matrix);
-    let mut out = head.zero_output();
     let (summaries, summary_logits) = table.stats(layout);
     let init = || {
         (
@@ -297,14 +296,14 @@ pub(crate) fn execute(
             vec![0.0_f32; ctx.value_dim],
         )
     };
-    let mut stats = out
-        .axis_chunks_iter_mut(Axis(0), QUERY_BLOCK)
-        .into_par_iter()
-        .enumerate()
-        .map_init(init, |(plan, weights, acc), (b, mut blk)| {
+    let tiles = query_tiles(layout);
+    let results: Vec<(Vec<f32>, ExecStats)> = tiles
+        .par_iter()
+        .map_init(init, |(plan, weights, acc), tile| {
             let mut s = ExecStats::default();
-            for (r, mut row) in blk.axis_iter_mut(Axis(0)).enumerate() {
-                layout.plan_into(b * QUERY_BLOCK + r, plan);
+            let mut rows = Vec::with_capacity(tile.len() * ctx.value_dim);
+            for &i in tile {
+                layout.plan_into(i, plan);
                 joint_weights(&ctx, &table, plan, false, weights);
                 acc.fill(0.0);
                 let (wd, wr) = weights.split_at(plan.direct.len());
@@ -314,24 +313,61 @@ pub(crate) fn execute(
                 for (&w, reg) in wr.iter().zip(&plan.regions) {
                     axpy(acc, w, &table.get(&ctx, reg, false).value);
                 }
-                row.iter_mut().zip(acc.iter()).for_each(|(o, a)| *o = *a);
+                rows.extend_from_slice(acc);
                 s.queries += 1;
                 s.query_logits += plan.terms() as u64;
                 s.max_query_logits = s.max_query_logits.max(plan.terms());
             }
-            s
+            (rows, s)
         })
-        .reduce(ExecStats::default, |a, b| ExecStats {
-            queries: a.queries + b.queries,
-            query_logits: a.query_logits + b.query_logits,
-            max_query_logits: a.max_query_logits.max(b.max_query_logits),
-            summaries: 0,
-            summary_logits: 0,
-        });
+        .collect();
+    let mut out = head.zero_output();
+    let mut stats = ExecStats::default();
+    for (tile, (rows, s)) in tiles.iter().zip(&results) {
+        for (&i, src) in tile.iter().zip(rows.chunks(ctx.value_dim.max(1))) {
+            out.row_mut(i)
+                .iter_mut()
+                .zip(src)
+                .for_each(|(o, x)| *o = *x);
+        }
+        stats.queries += s.queries;
+        stats.query_logits += s.query_logits;
+        stats.max_query_logits = stats.max_query_logits.max(s.max_query_logits);
+    }
     stats.summaries = summaries;
     stats.summary_logits = summary_logits;
     let m = matrix.then(|| effective_matrix_from(&ctx, &table, layout));
     (out, m, stats)
+}
+
+/// Grid tile edge for Mixture query ordering: a tile of `TILE × TILE` grid cells shares both
+/// its rows' vertical summaries and its columns' horizontal summaries, keeping the summaries a
+/// tile reads within L2 (row blocks of 64 queries would touch ~2·64·n distinct summaries).
+const TILE: usize = 8;
+
+/// Query order of the executor: blocks of [`QUERY_BLOCK`] consecutive queries, or for
+/// Mixture `TILE × TILE` tiles of the grid. Every query appears exactly once.
+fn query_tiles(layout: &Layout) -> Vec<Vec<usize>> {
+    let l = layout.seq_len();
+    if layout.variant() != super::plan::Variant::Mixture {
+        return (0..l.div_ceil(QUERY_BLOCK))
+            .map(|b| (b * QUERY_BLOCK..((b + 1) * QUERY_BLOCK).min(l)).collect())
+            .collect();
+    }
+    let (m, n) = (layout.block(), layout.rows());
+    let mut tiles = Vec::new();
+    for r0 in (0..n).step_by(TILE) {
+        for c0 in (0..m).step_by(TILE) {
+            let tile: Vec<usize> = (r0..(r0 + TILE).min(n))
+                .flat_map(|r| (c0..(c0 + TILE).min(m)).map(move |c| r * m + c))
+                .filter(|&i| i < l)
+                .collect();
+            if !tile.is_empty() {
+                tiles.push(tile);
+            }
+        }
+    }
+    tiles
 }
 
 /// Effective matrix q(j|i) (eq. 8) from a table built with within-region weights.
