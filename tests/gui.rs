@@ -8,6 +8,7 @@ use attnscope::app::jobs::{
 };
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
+use attnscope::data::{SynthKind, SynthSpec};
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -95,11 +96,13 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
 
 #[test]
 fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
-    let mut harness = harness(InputSource::Synthetic {
-        kind: "local-global".into(),
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::LocalGlobal,
         seq_len: 37,
+        head_dim: 16,
+        num_heads: 2,
         seed: 7,
-    });
+    }));
     wait_idle(&mut harness);
     harness.state_mut().apply(Command::SetCausal(true));
     harness.state_mut().apply(Command::ShowView(View::Methods));
@@ -128,11 +131,13 @@ fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
 #[test]
 fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
     let mut worker = Worker::spawn(|| {}).expect("worker thread");
-    worker.submit(JobRequest::Load(InputSource::Synthetic {
-        kind: "gaussian".into(),
+    worker.submit(JobRequest::Load(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Gaussian,
         seq_len: 61,
+        head_dim: 8,
+        num_heads: 1,
         seed: 3,
-    }));
+    })));
     let mut input = None;
     for _ in 0..MAX_WAIT_FRAMES {
         for result in worker.poll() {

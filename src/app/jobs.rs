@@ -21,7 +21,7 @@ use ndarray::Array2;
 
 use crate::analysis::{Decomposition, ErrorMetrics, compare, decompose};
 use crate::attention::{MatrixBudget, MethodId, MethodParams, MethodProperties, compute};
-use crate::data::{self, QkvSet};
+use crate::data::{self, QkvSet, SynthSpec};
 use crate::render::{PoolMode, Pooled, pool};
 
 /// Largest texture side; larger matrices are pooled (E15) and labelled "pooled k×k".
@@ -34,28 +34,25 @@ pub enum InputSource {
     Sample(String),
     /// A file (or directory of `q`/`k`/`v` files) on disk.
     File(PathBuf),
-    /// A seeded synthetic input.
-    Synthetic {
-        /// Generator kind, e.g. `local-global` (see [`crate::data::SynthKind`]).
-        kind: String,
-        /// Sequence length L.
-        seq_len: usize,
-        /// Seed (C7).
-        seed: u64,
-    },
+    /// A seeded synthetic input (C7).
+    Synthetic(SynthSpec),
 }
 
 impl InputSource {
-    /// The source string understood by [`crate::data::load_source`].
+    /// The equivalent source string of [`crate::data::load_source`] (shown to the user and
+    /// accepted by the CLI).
     pub fn spec(&self) -> String {
         match self {
             InputSource::Sample(name) => format!("sample:{name}"),
             InputSource::File(path) => path.display().to_string(),
-            InputSource::Synthetic {
-                kind,
-                seq_len,
-                seed,
-            } => format!("synth:{kind},L={seq_len},seed={seed}"),
+            InputSource::Synthetic(spec) => format!(
+                "synth:{},L={},d={},heads={},seed={}",
+                spec.kind.id(),
+                spec.seq_len,
+                spec.head_dim,
+                spec.num_heads,
+                spec.seed
+            ),
         }
     }
 }
@@ -373,7 +370,8 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
         JobRequest::Load(source) => {
             let set = match &source {
                 InputSource::File(path) => data::load_path(path),
-                other => data::load_source(&other.spec()),
+                InputSource::Sample(name) => data::load_sample(name),
+                InputSource::Synthetic(spec) => Ok(data::generate(spec)),
             }
             .map_err(|e| e.to_string())?;
             Ok(JobOutput::Loaded(Arc::new(LoadedInput { id, source, set })))
