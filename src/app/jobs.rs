@@ -233,6 +233,8 @@ pub struct MethodRun {
     pub pooled: [Option<Pooled>; 3],
     /// C4 metrics.
     pub metrics: ErrorMetrics,
+    /// Query rows that see no key (C3), sorted.
+    pub empty_rows: Vec<usize>,
     /// Properties of the method with these parameters.
     pub properties: MethodProperties,
     /// Notes from the method (fitted weights, clamping) and the budget.
@@ -442,6 +444,9 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 pool_opt(&approx.matrix),
                 pool_opt(&error),
             ];
+            let empty_rows = (0..input.seq_len_q())
+                .filter(|&i| input.visible_keys(i).is_empty())
+                .collect();
             let mut notes = approx.notes;
             notes.extend(exact.matrix_note);
             notes.extend(approx.matrix_note);
@@ -455,6 +460,7 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 error,
                 pooled,
                 metrics,
+                empty_rows,
                 properties: approx.properties,
                 notes,
                 method_secs,
