@@ -8,6 +8,7 @@ use attnscope::app::jobs::{
 };
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
+use attnscope::data::{SynthKind, SynthSpec};
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -95,11 +96,13 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
 
 #[test]
 fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
-    let mut harness = harness(InputSource::Synthetic {
-        kind: "local-global".into(),
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::LocalGlobal,
         seq_len: 37,
+        head_dim: 16,
+        num_heads: 2,
         seed: 7,
-    });
+    }));
     wait_idle(&mut harness);
     harness.state_mut().apply(Command::SetCausal(true));
     harness.state_mut().apply(Command::ShowView(View::Methods));
@@ -128,11 +131,13 @@ fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
 #[test]
 fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
     let mut worker = Worker::spawn(|| {}).expect("worker thread");
-    worker.submit(JobRequest::Load(InputSource::Synthetic {
-        kind: "gaussian".into(),
+    worker.submit(JobRequest::Load(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Gaussian,
         seq_len: 61,
+        head_dim: 8,
+        num_heads: 1,
         seed: 3,
-    }));
+    })));
     let mut input = None;
     for _ in 0..MAX_WAIT_FRAMES {
         for result in worker.poll() {
@@ -174,4 +179,67 @@ fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
         Ok(JobOutput::Decomposed(d)) => assert_eq!(d.decomposition.metrics.bandwidth, 24),
         other => panic!("expected a decomposition, got {other:?}"),
     }
+}
+
+#[test]
+fn gui_e15_matrices_over_2048_are_pooled_and_labelled() {
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Local,
+        seq_len: 2049,
+        head_dim: 4,
+        num_heads: 1,
+        seed: 11,
+    }));
+    // Switch before the load lands so only the (cheap) methods job runs, not the SVD.
+    harness.state_mut().apply(Command::ShowView(View::Methods));
+    harness
+        .state_mut()
+        .apply(Command::SetMethod(MethodId::Band));
+    wait_idle(&mut harness);
+    let run = harness.state().results.method.clone().expect("a band run");
+    let pooled = run.pooled[0].as_ref().expect("exact A pooled");
+    assert_eq!(pooled.factor, 2);
+    assert_eq!(pooled.data.dim(), (1025, 1025));
+    assert_eq!(
+        harness.query_all_by_label_contains("pooled 2×2").count(),
+        3,
+        "A, Â and the error each carry the pooled label"
+    );
+}
+
+#[test]
+fn gui_c3_rows_that_see_no_key_are_reported_for_causal_lq_greater_than_lk() {
+    use ndarray::Array2;
+    use ndarray_npy::NpzWriter;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lq5_lk3.npz");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut normal = |rows: usize| {
+        Array2::from_shape_simple_fn((rows, 4), || StandardNormal.sample(&mut rng)) as Array2<f32>
+    };
+    let (q, k, v) = (normal(5), normal(3), normal(3));
+    let mut npz = NpzWriter::new(std::fs::File::create(&path).expect("create npz"));
+    npz.add_array("q", &q).expect("write q");
+    npz.add_array("k", &k).expect("write k");
+    npz.add_array("v", &v).expect("write v");
+    npz.finish().expect("finish npz");
+
+    let mut harness = harness(InputSource::File(path));
+    wait_idle(&mut harness);
+    harness.state_mut().apply(Command::SetCausal(true));
+    wait_idle(&mut harness);
+    let result = harness
+        .state()
+        .results
+        .decomposition
+        .clone()
+        .expect("a decomposition");
+    assert!(result.head.causal);
+    // C1: query i sees key j iff j ≤ i + (3 − 5); queries 0 and 1 see nothing.
+    assert_eq!(result.decomposition.metrics.empty_rows, vec![0, 1]);
+    harness.get_by_label_contains("2 queries see no key");
+    assert_no_error_label(&harness);
 }
