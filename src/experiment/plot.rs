@@ -330,14 +330,21 @@ impl PlotKind {
             PlotKind::RuntimeVsLen => r.runtime_median_s,
             _ => r.output_rel,
         };
-        // key → x(bits) → values
-        let mut groups: BTreeMap<String, BTreeMap<u64, (f64, Vec<f64>)>> = BTreeMap::new();
+        // Series in order of first appearance in the grid; per series x(bits) → values.
+        let mut groups: Vec<(String, BTreeMap<u64, (f64, Vec<f64>)>)> = Vec::new();
         for r in &ran {
             let Some(x) = x_of(r) else { continue };
             let y = y_of(r).unwrap_or(f64::NAN);
-            groups
-                .entry(key_of(r))
-                .or_default()
+            let key = key_of(r);
+            let slot = match groups.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    groups.push((key, BTreeMap::new()));
+                    groups.len() - 1
+                }
+            };
+            groups[slot]
+                .1
                 .entry(x.to_bits())
                 .or_insert_with(|| (x, Vec::new()))
                 .1

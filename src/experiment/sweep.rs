@@ -314,6 +314,84 @@ fn join<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> String {
         .join(",")
 }
 
+/// Largest sequence length accepted from text input (2^24 tokens).
+pub const MAX_SWEEP_LEN: usize = 1 << 24;
+
+/// Parses one `--seq-lens` item: `N` or `A..B` (doubling from A while ≤ B).
+///
+/// # Errors
+/// A message naming the item.
+pub fn parse_seq_len_item(item: &str) -> Result<Vec<usize>, String> {
+    let num = |s: &str| {
+        s.trim()
+            .replace('_', "")
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}' is not a sequence length"))
+            .and_then(|n| {
+                if n == 0 || n > MAX_SWEEP_LEN {
+                    Err(format!(
+                        "sequence length {n} is outside 1..={MAX_SWEEP_LEN}"
+                    ))
+                } else {
+                    Ok(n)
+                }
+            })
+    };
+    match item.split_once("..") {
+        Some((a, b)) => {
+            let (mut a, b) = (num(a)?, num(b)?);
+            if a > b {
+                return Err(format!("empty range '{item}' ({a} > {b})"));
+            }
+            let mut out = Vec::new();
+            while a <= b {
+                out.push(a);
+                a *= 2;
+            }
+            Ok(out)
+        }
+        None => Ok(vec![num(item)?]),
+    }
+}
+
+/// Parses a whole list such as `256..4096, 6000` (items as in [`parse_seq_len_item`], separated
+/// by commas or spaces), keeping order and dropping repeats.
+///
+/// # Errors
+/// The first bad item's message; an empty list.
+pub fn parse_seq_lens(text: &str) -> Result<Vec<usize>, String> {
+    let mut out: Vec<usize> = Vec::new();
+    for item in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        for l in parse_seq_len_item(item)? {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no sequence lengths".into());
+    }
+    Ok(out)
+}
+
+/// Parses a comma/space separated list of non-negative integers (ranks, bandwidths, seeds);
+/// empty text gives an empty list.
+///
+/// # Errors
+/// A message naming the bad item.
+pub fn parse_list<T: std::str::FromStr>(text: &str) -> Result<Vec<T>, String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|_| format!("'{s}' is not a non-negative integer"))
+        })
+        .collect()
+}
+
 /// One planned point of the grid.
 #[derive(Debug, Clone)]
 struct GridPoint {
@@ -849,6 +927,24 @@ mod tests {
         );
         assert_eq!(points[0].seed, 0);
         assert_eq!(points[points.len() - 1].seed, 1);
+    }
+
+    #[test]
+    fn seq_len_items_and_doubling_ranges() {
+        assert_eq!(parse_seq_len_item("256"), Ok(vec![256]));
+        assert_eq!(
+            parse_seq_len_item("256..2048"),
+            Ok(vec![256, 512, 1024, 2048])
+        );
+        assert_eq!(parse_seq_len_item("100..500"), Ok(vec![100, 200, 400]));
+        assert!(parse_seq_len_item("0").is_err());
+        assert!(parse_seq_len_item("x").is_err());
+        assert!(parse_seq_len_item("512..256").is_err());
+        assert!(parse_seq_len_item("99999999999").is_err());
+        assert_eq!(parse_seq_lens("32, 64..128 64"), Ok(vec![32, 64, 128]));
+        assert!(parse_seq_lens(" ").is_err());
+        assert_eq!(parse_list::<usize>("1, 2 3"), Ok(vec![1, 2, 3]));
+        assert!(parse_list::<usize>("1,-2").is_err());
     }
 
     #[test]
