@@ -21,8 +21,11 @@
 //!
 //! ## Modules
 //! * [`attention`] — kernels (pure; no I/O).
+//! * `app` (feature `gui`) — the desktop GUI; the only module that uses egui.
 
 pub mod analysis;
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod attention;
 pub mod data;
 pub mod experiment;

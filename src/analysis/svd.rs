@@ -71,6 +71,37 @@ pub fn thin_svd(a: &Array2<f32>) -> Result<SvdFactors, AnalysisError> {
     })
 }
 
+/// Thin SVD of an f64 matrix (no rounding to f32 on the way in): used by iterative analyses
+/// such as the alternating band + low-rank split, whose monotonicity needs f64 throughout.
+///
+/// # Errors
+/// As [`thin_svd`].
+///
+/// # Complexity
+/// As [`thin_svd`].
+pub fn thin_svd_f64(a: &Array2<f64>) -> Result<SvdFactors, AnalysisError> {
+    if !a.iter().all(|x| x.is_finite()) {
+        return Err(AnalysisError::NonFinite("matrix passed to the SVD"));
+    }
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Ok(SvdFactors {
+            u: Array2::zeros((m, 0)),
+            singular_values: Vec::new(),
+            v: Array2::zeros((n, 0)),
+        });
+    }
+    let mat = Mat::from_fn(m, n, |i, j| a[[i, j]]);
+    let svd = with_faer(|| mat.thin_svd()).map_err(|e| AnalysisError::Svd(format!("{e:?}")))?;
+    let k = m.min(n);
+    let (u, v, s) = (svd.U(), svd.V(), svd.S().column_vector());
+    Ok(SvdFactors {
+        u: Array2::from_shape_fn((m, k), |(i, t)| u[(i, t)]),
+        singular_values: (0..k).map(|t| s[t]).collect(),
+        v: Array2::from_shape_fn((n, k), |(j, t)| v[(j, t)]),
+    })
+}
+
 /// Singular values of `a`, non-increasing (f64).
 ///
 /// # Errors
@@ -98,6 +129,16 @@ impl SvdFactors {
         let out = us.dot(&vt.t());
         debug_assert_eq!(out.dim(), (m, n));
         out.mapv(|x| x as f32)
+    }
+
+    /// The rank-`rank` truncation in f64 `[m, n]` (see [`SvdFactors::reconstruct`]).
+    pub fn reconstruct_f64(&self, rank: usize) -> Array2<f64> {
+        let r = rank.min(self.singular_values.len());
+        let mut us = self.u.slice(ndarray::s![.., ..r]).to_owned();
+        for (t, mut col) in us.columns_mut().into_iter().enumerate() {
+            col *= self.singular_values[t];
+        }
+        us.dot(&self.v.slice(ndarray::s![.., ..r]).t())
     }
 
     /// Eckart–Young error `sqrt(Σ_{t≥rank} σ_t²)` of the rank-`rank` truncation.

@@ -1,0 +1,466 @@
+//! The background worker: one named thread (`attnscope-compute`) that loads inputs and runs
+//! decompositions and methods, so the UI thread never blocks.
+//!
+//! Jobs go in over a channel, results come back over another. Each job has a request id from a
+//! monotonically increasing counter; the app remembers the latest id per [`Lane`] and drops any
+//! result whose id is not the latest (a stale result). The worker also coalesces: before it
+//! starts work it drains the queue and keeps only the newest job of each lane, so a slider drag
+//! that sends fifty jobs computes the last one (plus at most the one already running).
+//!
+//! Heavy per-result preparation that the views need (pooling to ≤ [`MAX_TEXTURE_SIDE`] per side,
+//! E15) happens here too; the UI thread only maps the pooled values to colours once per
+//! (result, display settings) pair.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Instant;
+
+use ndarray::Array2;
+
+use crate::analysis::{Decomposition, ErrorMetrics, compare, decompose};
+use crate::attention::{MatrixBudget, MethodId, MethodParams, MethodProperties, compute};
+use crate::data::{self, QkvSet};
+use crate::render::{PoolMode, Pooled, pool};
+
+/// Largest texture side; larger matrices are pooled (E15) and labelled "pooled k×k".
+pub const MAX_TEXTURE_SIDE: usize = 2048;
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSource {
+    /// A bundled sample by name (see [`crate::data::SAMPLES`]).
+    Sample(String),
+    /// A file (or directory of `q`/`k`/`v` files) on disk.
+    File(PathBuf),
+    /// A seeded synthetic input.
+    Synthetic {
+        /// Generator kind, e.g. `local-global` (see [`crate::data::SynthKind`]).
+        kind: String,
+        /// Sequence length L.
+        seq_len: usize,
+        /// Seed (C7).
+        seed: u64,
+    },
+}
+
+impl InputSource {
+    /// The source string understood by [`crate::data::load_source`].
+    pub fn spec(&self) -> String {
+        match self {
+            InputSource::Sample(name) => format!("sample:{name}"),
+            InputSource::File(path) => path.display().to_string(),
+            InputSource::Synthetic {
+                kind,
+                seq_len,
+                seed,
+            } => format!("synth:{kind},L={seq_len},seed={seed}"),
+        }
+    }
+}
+
+/// A loaded input with an identity for caches (the id of the job that loaded it).
+#[derive(Debug)]
+pub struct LoadedInput {
+    /// Unique per load.
+    pub id: u64,
+    /// Where it came from.
+    pub source: InputSource,
+    /// The query/key/value tensors and metadata.
+    pub set: QkvSet,
+}
+
+/// Which head of which input a computation runs on.
+#[derive(Debug, Clone)]
+pub struct HeadSelection {
+    /// The input.
+    pub input: Arc<LoadedInput>,
+    /// Layer index into the input's layer axis.
+    pub layer: usize,
+    /// Head index.
+    pub head: usize,
+    /// Causal (C1) or bidirectional.
+    pub causal: bool,
+}
+
+/// Independent job streams; each keeps only its latest request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Loading an input.
+    Load,
+    /// The near/far decomposition.
+    Decompose,
+    /// One method against exact attention.
+    Method,
+}
+
+impl Lane {
+    const COUNT: usize = 3;
+    fn index(self) -> usize {
+        match self {
+            Lane::Load => 0,
+            Lane::Decompose => 1,
+            Lane::Method => 2,
+        }
+    }
+}
+
+/// What to compute.
+#[derive(Debug, Clone)]
+pub enum JobRequest {
+    /// Load an input.
+    Load(InputSource),
+    /// Decompose exact attention at `bandwidth` and `rank`.
+    Decompose {
+        /// The head.
+        head: HeadSelection,
+        /// Bandwidth b (C2).
+        bandwidth: usize,
+        /// Far-field rank r.
+        rank: usize,
+    },
+    /// Run `method` and compare it with exact attention (C4).
+    Method {
+        /// The head.
+        head: HeadSelection,
+        /// The method.
+        method: MethodId,
+        /// Its parameters.
+        params: MethodParams,
+    },
+}
+
+impl JobRequest {
+    /// The lane this request belongs to.
+    pub fn lane(&self) -> Lane {
+        match self {
+            JobRequest::Load(_) => Lane::Load,
+            JobRequest::Decompose { .. } => Lane::Decompose,
+            JobRequest::Method { .. } => Lane::Method,
+        }
+    }
+}
+
+/// A decomposition with its pooled display matrices.
+#[derive(Debug)]
+pub struct DecompositionResult {
+    /// Request id (identity for texture caches).
+    pub id: u64,
+    /// The head it was computed on (tokens for hover).
+    pub head: HeadSelection,
+    /// The matrices and metrics.
+    pub decomposition: Decomposition,
+    /// The six panels pooled to ≤ [`MAX_TEXTURE_SIDE`], in [`DecompPanel::ALL`] order.
+    pub pooled: Vec<Pooled>,
+    /// Wall-clock time of the decomposition.
+    pub elapsed_secs: f64,
+}
+
+/// The six panels of the decomposition view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecompPanel {
+    /// Exact attention A.
+    Full,
+    /// `band_b(A)`.
+    Near,
+    /// `F = A − band_b(A)`.
+    Far,
+    /// `F_r`.
+    FarRankR,
+    /// `band_b(A) + F_r`.
+    Reconstruction,
+    /// `reconstruction − A`.
+    Error,
+}
+
+impl DecompPanel {
+    /// Display order.
+    pub const ALL: [DecompPanel; 6] = [
+        DecompPanel::Full,
+        DecompPanel::Near,
+        DecompPanel::Far,
+        DecompPanel::FarRankR,
+        DecompPanel::Reconstruction,
+        DecompPanel::Error,
+    ];
+
+    /// Panel title (also the accessibility label the tests search for).
+    pub fn title(self) -> &'static str {
+        match self {
+            DecompPanel::Full => "full A",
+            DecompPanel::Near => "near field",
+            DecompPanel::Far => "far field",
+            DecompPanel::FarRankR => "far field rank-r",
+            DecompPanel::Reconstruction => "reconstruction",
+            DecompPanel::Error => "signed error",
+        }
+    }
+
+    /// The panel's matrix.
+    pub fn matrix(self, d: &Decomposition) -> &Array2<f32> {
+        match self {
+            DecompPanel::Full => &d.full,
+            DecompPanel::Near => &d.near,
+            DecompPanel::Far => &d.far,
+            DecompPanel::FarRankR => &d.far_rank_r,
+            DecompPanel::Reconstruction => &d.reconstruction,
+            DecompPanel::Error => &d.error,
+        }
+    }
+
+    /// Signed panels use the diverging colour map.
+    pub fn is_signed(self) -> bool {
+        matches!(self, DecompPanel::Error)
+    }
+}
+
+/// A method run compared with exact attention.
+#[derive(Debug)]
+pub struct MethodRun {
+    /// Request id.
+    pub id: u64,
+    /// The head.
+    pub head: HeadSelection,
+    /// The method.
+    pub method: MethodId,
+    /// Parameters actually used (after fitting / clamping).
+    pub params: MethodParams,
+    /// Exact attention A (within the C8 budget).
+    pub exact: Option<Array2<f32>>,
+    /// The method's effective matrix Â (within the budget).
+    pub approx: Option<Array2<f32>>,
+    /// `Â − A`.
+    pub error: Option<Array2<f32>>,
+    /// Pooled A, Â, Â − A for display (present where the matrix is).
+    pub pooled: [Option<Pooled>; 3],
+    /// C4 metrics.
+    pub metrics: ErrorMetrics,
+    /// Properties of the method with these parameters.
+    pub properties: MethodProperties,
+    /// Notes from the method (fitted weights, clamping) and the budget.
+    pub notes: Vec<String>,
+    /// Wall-clock time of the method alone (output and Â).
+    pub method_secs: f64,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub enum JobOutput {
+    /// An input was loaded.
+    Loaded(Arc<LoadedInput>),
+    /// A decomposition finished.
+    Decomposed(Arc<DecompositionResult>),
+    /// A method run finished.
+    Method(Arc<MethodRun>),
+}
+
+/// A result with its request id.
+#[derive(Debug)]
+pub struct JobResult {
+    /// The request id it answers.
+    pub id: u64,
+    /// The lane.
+    pub lane: Lane,
+    /// The output or a user-facing error message.
+    pub outcome: Result<JobOutput, String>,
+}
+
+struct Job {
+    id: u64,
+    request: JobRequest,
+}
+
+/// Handle to the background worker thread.
+pub struct Worker {
+    jobs: Sender<Job>,
+    results: Receiver<JobResult>,
+    next_id: u64,
+    latest: [u64; Lane::COUNT],
+    pending: [bool; Lane::COUNT],
+}
+
+impl Worker {
+    /// Spawns the `attnscope-compute` thread. `repaint` is called whenever a result is sent
+    /// (the app passes `ctx.request_repaint()`).
+    ///
+    /// # Errors
+    /// The OS refused to create the thread.
+    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let (job_tx, job_rx) = channel::<Job>();
+        let (result_tx, result_rx) = channel::<JobResult>();
+        std::thread::Builder::new()
+            .name("attnscope-compute".into())
+            .spawn(move || worker_loop(&job_rx, &result_tx, &repaint))?;
+        Ok(Self {
+            jobs: job_tx,
+            results: result_rx,
+            next_id: 1,
+            latest: [0; Lane::COUNT],
+            pending: [false; Lane::COUNT],
+        })
+    }
+
+    /// Queues a request; returns its id. Any earlier request of the same lane becomes stale.
+    pub fn submit(&mut self, request: JobRequest) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let lane = request.lane();
+        self.latest[lane.index()] = id;
+        self.pending[lane.index()] = true;
+        if self.jobs.send(Job { id, request }).is_err() {
+            // The worker is gone (it only exits when this handle is dropped); report as idle.
+            self.pending[lane.index()] = false;
+        }
+        id
+    }
+
+    /// Results that arrived since the last call, stale ones dropped. Never blocks.
+    pub fn poll(&mut self) -> Vec<JobResult> {
+        let mut fresh = Vec::new();
+        // Empty or disconnected both mean "nothing more now".
+        while let Ok(result) = self.results.try_recv() {
+            let lane = result.lane.index();
+            if result.id == self.latest[lane] {
+                self.pending[lane] = false;
+                fresh.push(result);
+            }
+        }
+        fresh
+    }
+
+    /// Whether the latest request of `lane` is still running or queued.
+    pub fn is_busy(&self, lane: Lane) -> bool {
+        self.pending[lane.index()]
+    }
+
+    /// Whether any lane is busy.
+    pub fn any_busy(&self) -> bool {
+        self.pending.iter().any(|&p| p)
+    }
+}
+
+fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn Fn()) {
+    while let Ok(first) = jobs.recv() {
+        // Coalesce: keep only the newest job of each lane.
+        let mut newest: [Option<Job>; Lane::COUNT] = [None, None, None];
+        let mut push = |job: Job| {
+            let lane = job.request.lane().index();
+            if newest[lane].as_ref().is_none_or(|old| old.id < job.id) {
+                newest[lane] = Some(job);
+            }
+        };
+        push(first);
+        while let Ok(job) = jobs.try_recv() {
+            push(job);
+        }
+        for job in newest.into_iter().flatten() {
+            let lane = job.request.lane();
+            let id = job.id;
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run_job(id, job.request)))
+                .unwrap_or_else(|_| Err("internal error: the computation panicked".to_string()));
+            if results.send(JobResult { id, lane, outcome }).is_err() {
+                return;
+            }
+            repaint();
+        }
+    }
+}
+
+fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
+    let budget = MatrixBudget::default();
+    match request {
+        JobRequest::Load(source) => {
+            let set = match &source {
+                InputSource::File(path) => data::load_path(path),
+                other => data::load_source(&other.spec()),
+            }
+            .map_err(|e| e.to_string())?;
+            Ok(JobOutput::Loaded(Arc::new(LoadedInput { id, source, set })))
+        }
+        JobRequest::Decompose {
+            head,
+            bandwidth,
+            rank,
+        } => {
+            let start = Instant::now();
+            let input = head
+                .input
+                .set
+                .head(head.layer, head.head, head.causal, None)
+                .map_err(|e| e.to_string())?;
+            let decomposition =
+                decompose(&input, bandwidth, rank, budget).map_err(|e| e.to_string())?;
+            let pooled = DecompPanel::ALL
+                .iter()
+                .map(|p| {
+                    pool(
+                        p.matrix(&decomposition).view(),
+                        MAX_TEXTURE_SIDE,
+                        PoolMode::Max,
+                    )
+                })
+                .collect();
+            Ok(JobOutput::Decomposed(Arc::new(DecompositionResult {
+                id,
+                head,
+                decomposition,
+                pooled,
+                elapsed_secs: start.elapsed().as_secs_f64(),
+            })))
+        }
+        JobRequest::Method {
+            head,
+            method,
+            params,
+        } => {
+            let input = head
+                .input
+                .set
+                .head(head.layer, head.head, head.causal, None)
+                .map_err(|e| e.to_string())?;
+            let exact = compute(MethodId::Full, &params, &input, true, budget)
+                .map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            let approx =
+                compute(method, &params, &input, true, budget).map_err(|e| e.to_string())?;
+            let method_secs = start.elapsed().as_secs_f64();
+            let metrics = compare(
+                &exact.output,
+                &approx.output,
+                exact.matrix.as_ref(),
+                approx.matrix.as_ref(),
+            );
+            let error = match (&exact.matrix, &approx.matrix) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+            let pool_opt = |m: &Option<Array2<f32>>| {
+                m.as_ref()
+                    .map(|m| pool(m.view(), MAX_TEXTURE_SIDE, PoolMode::Max))
+            };
+            let pooled = [
+                pool_opt(&exact.matrix),
+                pool_opt(&approx.matrix),
+                pool_opt(&error),
+            ];
+            let mut notes = approx.notes;
+            notes.extend(exact.matrix_note);
+            notes.extend(approx.matrix_note);
+            Ok(JobOutput::Method(Arc::new(MethodRun {
+                id,
+                head,
+                method,
+                params: approx.params,
+                exact: exact.matrix,
+                approx: approx.matrix,
+                error,
+                pooled,
+                metrics,
+                properties: approx.properties,
+                notes,
+                method_secs,
+            })))
+        }
+    }
+}

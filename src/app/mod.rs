@@ -1,0 +1,550 @@
+//! The desktop GUI (feature `gui`): eframe/egui with the glow renderer.
+//!
+//! # Structure (SPEC §6, style.md)
+//! * One shared [`Selection`] (input, layer, head, causal, method, parameters, display settings).
+//! * Views never mutate it: they return [`Command`]s, applied in one place
+//!   ([`AttnScopeApp::apply`]), which marks what must be recomputed.
+//! * All loading and computing runs on the `attnscope-compute` thread ([`jobs::Worker`]);
+//!   [`eframe::App::logic`] polls it each frame and drops stale results. The last good result
+//!   stays on screen while a new one computes (a spinner shows it is busy); errors appear inline
+//!   in the view and as a notification.
+//! * Views are listed in [`View`]; later views (Combiner routing, spectrum, sweeps, notebook)
+//!   add a variant, a file in `views/`, and (if they compute) a lane in [`jobs`].
+
+pub mod heatmap_view;
+pub mod jobs;
+pub mod views;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use eframe::egui;
+
+use crate::attention::{MethodId, MethodParams};
+use heatmap_view::{DisplaySettings, TextureCache};
+use jobs::{
+    DecompositionResult, HeadSelection, InputSource, JobOutput, JobRequest, Lane, LoadedInput,
+    MethodRun, Worker,
+};
+
+/// The sample opened at start when no file is given.
+pub const DEFAULT_SAMPLE: &str = "zen";
+
+/// Opens the main window on `initial` (or the bundled zen sample) and runs until it closes.
+///
+/// # Errors
+/// eframe could not create the window or the GL context.
+pub fn run(initial: Option<PathBuf>) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("attnscope")
+            .with_inner_size([1400.0, 900.0])
+            .with_min_inner_size([800.0, 500.0]),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    let source = initial.map_or_else(
+        || InputSource::Sample(DEFAULT_SAMPLE.into()),
+        InputSource::File,
+    );
+    eframe::run_native(
+        "attnscope",
+        options,
+        Box::new(move |cc| Ok(Box::new(AttnScopeApp::new(&cc.egui_ctx, source)?))),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the attnscope window: {e}"))
+}
+
+/// The views (tabs). New views add a variant here and a file in `views/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// Near/far decomposition of exact attention (FMMformer).
+    Decomposition,
+    /// One method's Â against exact A.
+    Methods,
+    // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
+    // Notebook (issue 7).
+}
+
+impl View {
+    /// Tab order.
+    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods];
+
+    /// Tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Decomposition => "Decomposition",
+            View::Methods => "Methods",
+        }
+    }
+}
+
+/// The one shared selection every view reads.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The loaded input (the last good one while another loads).
+    pub input: Option<Arc<LoadedInput>>,
+    /// Layer index.
+    pub layer: usize,
+    /// Head index.
+    pub head: usize,
+    /// Causal (C1) or bidirectional.
+    pub causal: bool,
+    /// Method of the methods view.
+    pub method: MethodId,
+    /// Every method parameter; `bandwidth` and `rank` also drive the decomposition.
+    pub params: MethodParams,
+    /// Colour settings of every heatmap.
+    pub display: DisplaySettings,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            input: None,
+            layer: 0,
+            head: 0,
+            causal: false,
+            method: MethodId::Fmm,
+            params: MethodParams::default(),
+            display: DisplaySettings::default(),
+        }
+    }
+}
+
+impl Selection {
+    /// The current head, if an input is loaded.
+    pub fn head_selection(&self) -> Option<HeadSelection> {
+        self.input.as_ref().map(|input| HeadSelection {
+            input: Arc::clone(input),
+            layer: self.layer,
+            head: self.head,
+            causal: self.causal,
+        })
+    }
+
+    /// Largest useful rank: min(Lq, Lk) of the loaded input (1 when nothing is loaded).
+    pub fn max_rank(&self) -> usize {
+        self.input
+            .as_ref()
+            .map_or(1, |i| i.set.seq_len_q().min(i.set.seq_len_kv()).max(1))
+    }
+}
+
+/// Everything a view can ask for. Applied in one place: [`AttnScopeApp::apply`].
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Load an input (sample, file or synthetic).
+    Open(InputSource),
+    /// Show the file dialog (on its own thread).
+    PickFile,
+    /// Select a layer.
+    SetLayer(usize),
+    /// Select a head.
+    SetHead(usize),
+    /// Causal or bidirectional.
+    SetCausal(bool),
+    /// Decomposition / method bandwidth (C2).
+    SetBandwidth(usize),
+    /// Decomposition / method rank.
+    SetRank(usize),
+    /// Method of the methods view.
+    SetMethod(MethodId),
+    /// Replace all method parameters.
+    SetParams(MethodParams),
+    /// Fit the FMMformer weights (w1, w2) by least squares once.
+    FitWeights,
+    /// Colour settings.
+    SetDisplay(DisplaySettings),
+    /// Switch tabs.
+    ShowView(View),
+    /// Dismiss a notification.
+    DismissNotification(usize),
+}
+
+/// A notification (toast) shown in the corner until dismissed or timed out.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// Message.
+    pub text: String,
+    /// `ctx` time when it appeared, seconds.
+    pub shown_at_secs: f64,
+}
+
+const NOTIFICATION_SECS: f64 = 8.0;
+
+/// Per-lane outcome shown by the views.
+#[derive(Debug, Default)]
+pub struct Results {
+    /// Last good decomposition.
+    pub decomposition: Option<Arc<DecompositionResult>>,
+    /// Error of the latest decomposition request, if it failed.
+    pub decomposition_error: Option<String>,
+    /// Last good method run.
+    pub method: Option<Arc<MethodRun>>,
+    /// Error of the latest method request, if it failed.
+    pub method_error: Option<String>,
+    /// Error of the latest load, if it failed.
+    pub load_error: Option<String>,
+}
+
+/// The application: shared state, worker, caches.
+pub struct AttnScopeApp {
+    /// The shared selection.
+    pub selection: Selection,
+    /// The active tab.
+    pub view: View,
+    /// Latest results and errors.
+    pub results: Results,
+    /// Notifications.
+    pub notifications: Vec<Notification>,
+    worker: Worker,
+    textures: TextureCache,
+    views: views::ViewStates,
+    dirty_decomposition: bool,
+    dirty_method: bool,
+    fit_once: bool,
+    commands_tx: Sender<Command>,
+    commands_rx: Receiver<Command>,
+    ctx: egui::Context,
+}
+
+impl AttnScopeApp {
+    /// Creates the app and starts loading `source`.
+    ///
+    /// # Errors
+    /// The worker thread could not be spawned.
+    pub fn new(ctx: &egui::Context, source: InputSource) -> std::io::Result<Self> {
+        let repaint_ctx = ctx.clone();
+        let worker = Worker::spawn(move || repaint_ctx.request_repaint())?;
+        let (commands_tx, commands_rx) = channel();
+        let mut app = Self {
+            selection: Selection::default(),
+            view: View::Decomposition,
+            results: Results::default(),
+            notifications: Vec::new(),
+            worker,
+            textures: TextureCache::default(),
+            views: views::ViewStates::default(),
+            dirty_decomposition: false,
+            dirty_method: false,
+            fit_once: false,
+            commands_tx,
+            commands_rx,
+            ctx: ctx.clone(),
+        };
+        app.apply(Command::Open(source));
+        Ok(app)
+    }
+
+    /// Whether any background job is queued or running.
+    pub fn is_busy(&self) -> bool {
+        self.worker.any_busy()
+    }
+
+    /// Whether a lane is busy.
+    pub fn lane_busy(&self, lane: Lane) -> bool {
+        self.worker.is_busy(lane)
+    }
+
+    /// Number of cached textures (for tests of the cache).
+    pub fn cached_textures(&self) -> usize {
+        self.textures.len()
+    }
+
+    /// Applies one command: the only place the selection changes.
+    pub fn apply(&mut self, command: Command) {
+        let sel = &mut self.selection;
+        match command {
+            Command::Open(source) => {
+                self.worker.submit(JobRequest::Load(source));
+            }
+            Command::PickFile => self.pick_file(),
+            Command::SetLayer(layer) => {
+                sel.layer = layer;
+                self.mark_dirty();
+            }
+            Command::SetHead(head) => {
+                sel.head = head;
+                self.mark_dirty();
+            }
+            Command::SetCausal(causal) => {
+                sel.causal = causal;
+                self.mark_dirty();
+            }
+            Command::SetBandwidth(bandwidth) => {
+                sel.params.bandwidth = bandwidth;
+                self.mark_dirty();
+            }
+            Command::SetRank(rank) => {
+                sel.params.rank = rank.clamp(1, sel.max_rank());
+                self.mark_dirty();
+            }
+            Command::SetMethod(method) => {
+                sel.method = method;
+                self.dirty_method = true;
+            }
+            Command::SetParams(params) => {
+                let changed_decomposition =
+                    params.bandwidth != sel.params.bandwidth || params.rank != sel.params.rank;
+                sel.params = params;
+                self.dirty_method = true;
+                self.dirty_decomposition |= changed_decomposition;
+            }
+            Command::FitWeights => {
+                self.fit_once = true;
+                self.dirty_method = true;
+            }
+            Command::SetDisplay(display) => sel.display = display,
+            Command::ShowView(view) => self.view = view,
+            Command::DismissNotification(index) => {
+                if index < self.notifications.len() {
+                    self.notifications.remove(index);
+                }
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self) {
+        self.dirty_decomposition = true;
+        self.dirty_method = true;
+    }
+
+    fn notify(&mut self, text: String) {
+        let now = self.ctx.input(|i| i.time);
+        self.notifications.push(Notification {
+            text,
+            shown_at_secs: now,
+        });
+    }
+
+    /// Opens the native file dialog on a named thread; the chosen path comes back as a
+    /// [`Command::Open`].
+    fn pick_file(&mut self) {
+        let tx = self.commands_tx.clone();
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("attnscope-file-dialog".into())
+            .spawn(move || {
+                let picked = rfd::FileDialog::new()
+                    .set_title("Open Q/K/V")
+                    .add_filter("Q/K/V", &["npz", "npy", "safetensors", "csv"])
+                    .add_filter("NumPy archive", &["npz"])
+                    .add_filter("NumPy array", &["npy"])
+                    .add_filter("safetensors", &["safetensors"])
+                    .add_filter("CSV", &["csv"])
+                    .pick_file();
+                if let Some(path) = picked
+                    && tx.send(Command::Open(InputSource::File(path))).is_ok()
+                {
+                    ctx.request_repaint();
+                }
+            });
+        if let Err(e) = spawned {
+            self.notify(format!("cannot open the file dialog: {e}"));
+        }
+    }
+
+    /// Handles finished jobs and submits the ones the selection now needs. Never blocks.
+    pub fn poll_jobs(&mut self) {
+        while let Ok(command) = self.commands_rx.try_recv() {
+            self.apply(command);
+        }
+        for result in self.worker.poll() {
+            match (result.lane, result.outcome) {
+                (_, Ok(JobOutput::Loaded(input))) => self.on_loaded(input),
+                (_, Ok(JobOutput::Decomposed(d))) => {
+                    self.results.decomposition = Some(d);
+                    self.results.decomposition_error = None;
+                }
+                (_, Ok(JobOutput::Method(run))) => {
+                    if run.params.fit {
+                        // Keep the fitted weights as the new manual weights.
+                        self.selection.params.w1 = run.params.w1;
+                        self.selection.params.w2 = run.params.w2;
+                    }
+                    self.results.method = Some(run);
+                    self.results.method_error = None;
+                }
+                (Lane::Load, Err(e)) => {
+                    self.notify(format!("Load failed: {e}"));
+                    self.results.load_error = Some(e);
+                }
+                (Lane::Decompose, Err(e)) => {
+                    self.notify(format!("Decomposition failed: {e}"));
+                    self.results.decomposition_error = Some(e);
+                }
+                (Lane::Method, Err(e)) => {
+                    self.notify(format!("{} failed: {e}", self.selection.method));
+                    self.results.method_error = Some(e);
+                }
+            }
+        }
+        self.submit_needed();
+        let live: Vec<u64> = [
+            self.results.decomposition.as_ref().map(|d| d.id),
+            self.results.method.as_ref().map(|m| m.id),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.textures.retain_results(&live);
+        let now = self.ctx.input(|i| i.time);
+        self.notifications
+            .retain(|n| now - n.shown_at_secs < NOTIFICATION_SECS);
+    }
+
+    fn on_loaded(&mut self, input: Arc<LoadedInput>) {
+        let set = &input.set;
+        let sel = &mut self.selection;
+        sel.layer = sel.layer.min(set.num_layers().saturating_sub(1));
+        sel.head = sel.head.min(set.num_heads().saturating_sub(1));
+        sel.causal = set.causal();
+        let max_rank = set.seq_len_q().min(set.seq_len_kv()).max(1);
+        sel.params.rank = sel.params.rank.clamp(1, max_rank);
+        self.results.load_error = None;
+        for warning in set.warnings.iter().take(3) {
+            let text = format!("{}: {warning}", set.source);
+            self.notifications.push(Notification {
+                text,
+                shown_at_secs: self.ctx.input(|i| i.time),
+            });
+        }
+        self.selection.input = Some(input);
+        self.mark_dirty();
+    }
+
+    fn submit_needed(&mut self) {
+        let Some(head) = self.selection.head_selection() else {
+            return;
+        };
+        if self.dirty_decomposition && self.view == View::Decomposition {
+            self.dirty_decomposition = false;
+            self.worker.submit(JobRequest::Decompose {
+                head: head.clone(),
+                bandwidth: self.selection.params.bandwidth,
+                rank: self.selection.params.rank,
+            });
+        }
+        if self.dirty_method && self.view == View::Methods {
+            self.dirty_method = false;
+            let mut params = self.selection.params.clone();
+            params.fit = std::mem::take(&mut self.fit_once);
+            self.worker.submit(JobRequest::Method {
+                head,
+                method: self.selection.method,
+                params,
+            });
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open…").clicked() {
+                    commands.push(Command::PickFile);
+                    ui.close();
+                }
+            });
+            ui.separator();
+            for &view in View::ALL {
+                if ui
+                    .selectable_label(self.view == view, view.title())
+                    .clicked()
+                {
+                    commands.push(Command::ShowView(view));
+                }
+            }
+            ui.separator();
+            if self.is_busy() {
+                ui.spinner();
+                ui.weak("computing…");
+            }
+        });
+    }
+
+    fn notifications_ui(&self, ctx: &egui::Context, commands: &mut Vec<Command>) {
+        if self.notifications.is_empty() {
+            return;
+        }
+        egui::Area::new(egui::Id::unique("notifications"))
+            .anchor(egui::Align2::RIGHT_BOTTOM, egui::vec2(-12.0, -12.0))
+            .show(ctx, |ui| {
+                for (index, n) in self.notifications.iter().enumerate() {
+                    egui::Frame::popup(ui.style()).show(ui, |ui| {
+                        ui.set_max_width(420.0);
+                        ui.horizontal(|ui| {
+                            ui.colored_label(ui.visuals().error_fg_color, &n.text);
+                            if ui.small_button("×").clicked() {
+                                commands.push(Command::DismissNotification(index));
+                            }
+                        });
+                    });
+                }
+            });
+        ctx.request_repaint_after(std::time::Duration::from_secs(1));
+    }
+}
+
+impl eframe::App for AttnScopeApp {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll_jobs();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let mut commands = Vec::new();
+        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut commands));
+        egui::Panel::left("data_panel")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                views::data::ui(
+                    ui,
+                    &self.selection,
+                    &self.results,
+                    self.worker.is_busy(Lane::Load),
+                    &mut self.views.data,
+                    &mut commands,
+                );
+            });
+        egui::Panel::right("inspector")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("inspector_scroll")
+                    .show(ui, |ui| match self.view {
+                        View::Decomposition => {
+                            views::decomposition::inspector_ui(ui, &self.results);
+                        }
+                        View::Methods => views::methods::inspector_ui(ui, &self.results),
+                    });
+            });
+        egui::CentralPanel::default().show(ui, |ui| match self.view {
+            View::Decomposition => views::decomposition::ui(
+                ui,
+                &self.selection,
+                &self.results,
+                self.worker.is_busy(Lane::Decompose),
+                &mut self.textures,
+                &mut commands,
+            ),
+            View::Methods => views::methods::ui(
+                ui,
+                &self.selection,
+                &self.results,
+                self.worker.is_busy(Lane::Method),
+                &mut self.textures,
+                &mut commands,
+            ),
+        });
+        let ctx = ui.ctx().clone();
+        self.notifications_ui(&ctx, &mut commands);
+        for command in commands {
+            self.apply(command);
+        }
+        // Commands from this frame (e.g. slider drags) start their jobs now, not next frame.
+        self.submit_needed();
+    }
+}

@@ -1,0 +1,351 @@
+//! The methods view: pick any method of [`MethodId::ALL`], set its parameters, and compare its
+//! effective matrix Â with exact A (error heatmap, C4 metrics, properties, runtime).
+
+use eframe::egui;
+
+use super::decomposition::{HeadTokens, display_controls_ui};
+use super::error_label;
+use crate::app::heatmap_view::{HeatmapArgs, TextureCache, TextureKey, colorbar_ui, heatmap_ui};
+use crate::app::jobs::MethodRun;
+use crate::app::{Command, Results, Selection};
+use crate::attention::method::{KeyRow, Pooling, Projection};
+use crate::attention::{FeatureMap, MethodId, MethodParams, Normalization};
+
+/// Which parameters a method reads (by its SPEC id, so methods added later get controls as soon
+/// as their id is listed here).
+fn uses(method: MethodId, param: &str) -> bool {
+    let id = method.as_str();
+    match param {
+        "bandwidth" => matches!(id, "band" | "fmm"),
+        "rank" => id == "svd",
+        "feature_maps" | "normalization" => matches!(id, "linear" | "fmm"),
+        "weights" => id == "fmm",
+        "num_features" => id == "performer",
+        "num_landmarks" | "exact_pinv" => id == "nystrom",
+        "proj_dim" | "projection" => id == "linformer",
+        "block" | "pooling" => id.starts_with("combiner"),
+        "key_row" => id == "combiner-axial",
+        "seed" => matches!(id, "performer" | "linformer"),
+        _ => false,
+    }
+}
+
+/// Draws the methods view.
+pub fn ui(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    results: &Results,
+    busy: bool,
+    textures: &mut TextureCache,
+    commands: &mut Vec<Command>,
+) {
+    ui.horizontal(|ui| {
+        let mut method = sel.method;
+        egui::ComboBox::from_label("method")
+            .selected_text(method.as_str())
+            .show_ui(ui, |ui| {
+                for &m in MethodId::ALL {
+                    ui.selectable_value(&mut method, m, m.as_str());
+                }
+            });
+        if method != sel.method {
+            commands.push(Command::SetMethod(method));
+        }
+        if busy {
+            ui.spinner();
+        }
+    });
+    ui.horizontal(|ui| display_controls_ui(ui, sel.display, commands));
+    params_ui(ui, sel, commands);
+    if let Some(e) = &results.method_error {
+        error_label(ui, e);
+    }
+    ui.separator();
+    let Some(run) = &results.method else {
+        if busy {
+            ui.spinner();
+        }
+        return;
+    };
+    // Measured outside the scroll area: inside it, the width is last frame's content width.
+    let width = ui.available_width();
+    egui::ScrollArea::vertical()
+        .id_salt("methods_grid")
+        .auto_shrink(false)
+        .show(ui, |ui| heatmaps_ui(ui, sel, run, textures, width));
+}
+
+fn params_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>) {
+    let method = sel.method;
+    let mut p: MethodParams = sel.params.clone();
+    let max_len = sel.input.as_ref().map_or(64, |i| i.set.seq_len_kv().max(1));
+    // One row per parameter (egui sliders do not wrap inside `horizontal_wrapped`).
+    egui::Grid::new("method_params")
+        .num_columns(2)
+        .show(ui, |ui| {
+            let row = |ui: &mut egui::Ui, name: &str, add: &mut dyn FnMut(&mut egui::Ui)| {
+                ui.label(name);
+                ui.horizontal(|ui| add(ui));
+                ui.end_row();
+            };
+            if uses(method, "bandwidth") {
+                row(ui, "bandwidth", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.bandwidth, 0..=max_len))
+                        .on_hover_text("C2 bandwidth b; FMMformer diag_size = bandwidth + 1");
+                });
+            }
+            if uses(method, "rank") {
+                let max_rank = sel.max_rank();
+                row(ui, "rank", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.rank, 1..=max_rank));
+                });
+            }
+            if uses(method, "feature_maps") {
+                row(ui, "feature map", &mut |ui| {
+                    feature_maps_ui(ui, method, &mut p)
+                });
+            }
+            if uses(method, "normalization") {
+                row(ui, "normalization", &mut |ui| {
+                    ui.selectable_value(&mut p.normalization, Normalization::Row, "row");
+                    ui.selectable_value(&mut p.normalization, Normalization::None, "none")
+                        .on_hover_text("LRA code: φ(Q)φ(K)^T/√d, rows do not sum to 1");
+                });
+            }
+            if uses(method, "weights") {
+                row(ui, "weights", &mut |ui| {
+                    ui.add(egui::DragValue::new(&mut p.w1).speed(0.01).prefix("w1 "));
+                    ui.add(egui::DragValue::new(&mut p.w2).speed(0.01).prefix("w2 "));
+                    if ui
+                        .button("Fit")
+                        .on_hover_text("Least-squares (w1, w2) against exact A")
+                        .clicked()
+                    {
+                        commands.push(Command::FitWeights);
+                    }
+                });
+            }
+            if uses(method, "num_features") {
+                row(ui, "num_features", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.num_features, 1..=1024).logarithmic(true));
+                });
+            }
+            if uses(method, "num_landmarks") {
+                row(ui, "num_landmarks", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.num_landmarks, 1..=max_len));
+                    if uses(method, "exact_pinv") {
+                        ui.checkbox(&mut p.exact_pinv, "exact pinv");
+                    }
+                });
+            }
+            if uses(method, "proj_dim") {
+                row(ui, "proj_dim", &mut |ui| {
+                    ui.add(egui::Slider::new(&mut p.proj_dim, 1..=max_len));
+                    if uses(method, "projection") {
+                        ui.selectable_value(&mut p.projection, Projection::MeanPool, "mean-pool");
+                        ui.selectable_value(&mut p.projection, Projection::Gaussian, "gaussian");
+                    }
+                });
+            }
+            if uses(method, "block") {
+                row(ui, "block", &mut |ui| {
+                    let mut automatic = p.block.is_none();
+                    ui.checkbox(&mut automatic, "ceil(√L)");
+                    if automatic {
+                        p.block = None;
+                    } else {
+                        let mut block = p.block.unwrap_or(8);
+                        ui.add(egui::Slider::new(&mut block, 1..=max_len));
+                        p.block = Some(block);
+                    }
+                });
+            }
+            if uses(method, "pooling") {
+                row(ui, "pooling", &mut |ui| {
+                    ui.selectable_value(&mut p.pooling, Pooling::Max, "max");
+                    ui.selectable_value(&mut p.pooling, Pooling::Mean, "mean");
+                });
+            }
+            if uses(method, "key_row") {
+                row(ui, "key row", &mut |ui| {
+                    ui.selectable_value(&mut p.key_row, KeyRow::Wsum, "wsum");
+                    ui.selectable_value(&mut p.key_row, KeyRow::None, "none");
+                });
+            }
+            if uses(method, "seed") {
+                row(ui, "seed", &mut |ui| {
+                    ui.add(egui::DragValue::new(&mut p.seed));
+                });
+            }
+        });
+    if p != sel.params {
+        commands.push(Command::SetParams(p));
+    }
+}
+
+fn feature_maps_ui(ui: &mut egui::Ui, method: MethodId, p: &mut MethodParams) {
+    if method.as_str() == "fmm" {
+        // FMMformer blends 1–3 kernels.
+        for &map in FeatureMap::ALL {
+            let mut on = p.feature_maps.contains(&map);
+            if ui.checkbox(&mut on, map.as_str()).changed() {
+                if on {
+                    p.feature_maps.push(map);
+                    p.feature_maps
+                        .sort_by_key(|m| FeatureMap::ALL.iter().position(|x| x == m));
+                } else if p.feature_maps.len() > 1 {
+                    p.feature_maps.retain(|m| *m != map);
+                }
+            }
+        }
+    } else {
+        let mut first = p.feature_maps.first().copied().unwrap_or(FeatureMap::Elu);
+        for &map in FeatureMap::ALL {
+            ui.selectable_value(&mut first, map, map.as_str());
+        }
+        if p.feature_maps.first() != Some(&first) {
+            p.feature_maps = vec![first];
+        }
+    }
+}
+
+fn heatmaps_ui(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    run: &MethodRun,
+    textures: &mut TextureCache,
+    width: f32,
+) {
+    let (Some(exact), [Some(pa), Some(pb), Some(pe)]) = (&run.exact, &run.pooled) else {
+        ui.weak("The matrices are not materialised (C8 budget); see the notes.");
+        return;
+    };
+    let (Some(approx), Some(error)) = (&run.approx, &run.error) else {
+        return;
+    };
+    let sequential = sel.display.sequential_scale(exact);
+    let diverging = sel.display.diverging_scale(error);
+    colorbar_ui(ui, "A and Â:", &sequential);
+    colorbar_ui(ui, "Â − A:", &diverging);
+    let no_rows: Vec<usize> = (0..exact.nrows())
+        .filter(|&i| exact.row(i).iter().all(|&x| x == 0.0))
+        .collect();
+    let tokens = HeadTokens {
+        head: &run.head,
+        empty_rows: &no_rows,
+    };
+    let approx_title = format!("Â ({})", run.method);
+    let panels = [
+        ("exact A", exact, pa, &sequential, "A"),
+        (approx_title.as_str(), approx, pb, &sequential, "approx"),
+        ("error Â − A", error, pe, &diverging, "error"),
+    ];
+    let spacing = ui.spacing().item_spacing.x;
+    let cell = ((width - 2.0 * spacing) / 3.0).max(140.0);
+    let ctx = ui.ctx().clone();
+    let link_group = egui::Id::unique("methods_link");
+    ui.horizontal(|ui| {
+        for (title, matrix, pooled, scale, panel) in panels {
+            let key = TextureKey {
+                result_id: run.id,
+                panel,
+                display: sel.display.key(),
+            };
+            let texture = textures.get(&ctx, key, pooled, scale);
+            ui.allocate_ui(egui::vec2(cell, cell + 24.0), |ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(cell);
+                    heatmap_ui(
+                        ui,
+                        &HeatmapArgs {
+                            title,
+                            matrix,
+                            pooled,
+                            texture: &texture,
+                            tokens: &tokens,
+                            link_group,
+                            height: cell,
+                        },
+                    );
+                });
+            });
+        }
+    });
+}
+
+/// The view's inspector (right-hand panel): metrics of the last good result.
+pub fn inspector_ui(ui: &mut egui::Ui, results: &Results) {
+    if let Some(run) = &results.method {
+        metrics_ui(ui, run);
+    } else {
+        ui.weak("No result yet.");
+    }
+}
+
+fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
+    ui.heading(format!("{}", run.method));
+    let set = &run.head.input.set;
+    ui.weak(format!(
+        "{} · head {} · {}",
+        set.layer_label(run.head.layer),
+        run.head.head,
+        if run.head.causal {
+            "causal"
+        } else {
+            "bidirectional"
+        }
+    ));
+    let m = &run.metrics;
+    let opt = |x: Option<String>| x.unwrap_or_else(|| "n/a (matrix not materialised)".into());
+    egui::Grid::new("method_metrics_grid")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            let mut row = |name: &str, value: String| {
+                ui.label(name);
+                ui.monospace(value);
+                ui.end_row();
+            };
+            row(
+                "matrix rel. Frobenius",
+                opt(m.matrix_rel_fro.map(|e| e.to_string())),
+            );
+            row("output rel. error", m.output_rel.to_string());
+            row(
+                "matrix max abs",
+                opt(m.matrix_max_abs.map(|x| format!("{x:.3e}"))),
+            );
+            row("output max abs", format!("{:.3e}", m.output_max_abs));
+            row("mean row KL(A||Â)", m.mean_row_kl.to_string());
+            row("runtime", format!("{:.2} ms", run.method_secs * 1e3));
+        });
+    ui.separator();
+    ui.strong("Properties");
+    let p = &run.properties;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    egui::Grid::new("method_properties_grid")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            let mut row = |name: &str, value: String| {
+                ui.label(name);
+                ui.label(value);
+                ui.end_row();
+            };
+            row("rank bound", p.rank_note.clone());
+            row("non-negative", yes_no(p.non_negative).into());
+            row("rows sum to 1", yes_no(p.rows_sum_to_one).into());
+            row("causal support", yes_no(p.supports_causal).into());
+            row("bidirectional", yes_no(p.supports_bidirectional).into());
+            row("cost", p.cost.into());
+        });
+    if run.method.as_str() == "fmm" {
+        ui.weak(format!(
+            "w1 = {:.4}, w2 = {:.4}",
+            run.params.w1, run.params.w2
+        ));
+    }
+    for note in &run.notes {
+        ui.weak(note);
+    }
+}

@@ -1,0 +1,19 @@
+//! One file per view. Each view is a function `ui(ui, &Selection, &Results, busy, …,
+//! &mut Vec<Command>)`: it draws from the shared state and its own small state, and asks for
+//! changes by pushing [`super::Command`]s; it never computes and never mutates shared state.
+
+pub mod data;
+pub mod decomposition;
+pub mod methods;
+
+/// Per-view UI state that is not part of the shared selection.
+#[derive(Debug, Default)]
+pub struct ViewStates {
+    /// Data panel state (synthetic generator settings).
+    pub data: data::DataViewState,
+}
+
+/// An inline error label (the tests look for labels starting with "Error").
+pub fn error_label(ui: &mut eframe::egui::Ui, message: &str) {
+    ui.colored_label(ui.visuals().error_fg_color, format!("Error: {message}"));
+}

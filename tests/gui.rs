@@ -1,0 +1,177 @@
+//! GUI tests with egui_kittest (no GPU): the real app state, the real worker thread.
+#![cfg(feature = "gui")]
+
+use std::time::Duration;
+
+use attnscope::app::jobs::{
+    DecompPanel, HeadSelection, InputSource, JobOutput, JobRequest, Worker,
+};
+use attnscope::app::{AttnScopeApp, Command, View};
+use attnscope::attention::MethodId;
+use eframe::egui;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+/// Upper bound on frames to wait for the worker (each frame sleeps 10 ms).
+const MAX_WAIT_FRAMES: usize = 3000;
+
+fn harness(source: InputSource) -> Harness<'static, AttnScopeApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| AttnScopeApp::new(&cc.egui_ctx, source).expect("worker thread"))
+}
+
+/// Steps frames until no job is queued or running (bounded).
+fn wait_idle(harness: &mut Harness<'_, AttnScopeApp>) {
+    for _ in 0..MAX_WAIT_FRAMES {
+        harness.step();
+        if !harness.state().is_busy() {
+            // One more frame so the view draws the landed result.
+            harness.step();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the worker did not finish within {MAX_WAIT_FRAMES} frames");
+}
+
+fn assert_no_error_label(harness: &Harness<'_, AttnScopeApp>) {
+    let errors: Vec<String> = harness
+        .query_all_by_label_contains("Error")
+        .map(|n| format!("{n:?}"))
+        .collect();
+    assert!(errors.is_empty(), "error labels on screen: {errors:?}");
+    assert!(harness.state().results.decomposition_error.is_none());
+    assert!(harness.state().results.load_error.is_none());
+}
+
+#[test]
+fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    wait_idle(&mut harness);
+    let first = harness
+        .state()
+        .results
+        .decomposition
+        .clone()
+        .expect("a decomposition after the first load");
+    let seq_len = first.head.input.set.seq_len_q();
+    assert_eq!(first.decomposition.full.dim(), (seq_len, seq_len));
+    for panel in DecompPanel::ALL {
+        harness.get_by_label(panel.title());
+    }
+    assert_no_error_label(&harness);
+    assert_eq!(first.decomposition.metrics.bandwidth, 4);
+
+    // Move the bandwidth slider through accesskit, as a screen reader would.
+    harness
+        .get_by_role_and_label(Role::Slider, "bandwidth")
+        .set_value_accesskit(9.0);
+    wait_idle(&mut harness);
+    let second = harness
+        .state()
+        .results
+        .decomposition
+        .clone()
+        .expect("a decomposition after the slider moved");
+    assert_eq!(harness.state().selection.params.bandwidth, 9);
+    assert_eq!(second.decomposition.metrics.bandwidth, 9);
+    assert_ne!(second.id, first.id, "a new result replaced the old one");
+    // A wider band keeps more mass inside it.
+    assert!(
+        second.decomposition.metrics.band_mass > first.decomposition.metrics.band_mass,
+        "band mass {} at b = 9 vs {} at b = 4",
+        second.decomposition.metrics.band_mass,
+        first.decomposition.metrics.band_mass
+    );
+    for panel in DecompPanel::ALL {
+        harness.get_by_label(panel.title());
+    }
+    assert_no_error_label(&harness);
+    // Six textures of the current result only: the old result's textures were evicted.
+    assert_eq!(harness.state().cached_textures(), DecompPanel::ALL.len());
+}
+
+#[test]
+fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
+    let mut harness = harness(InputSource::Synthetic {
+        kind: "local-global".into(),
+        seq_len: 37,
+        seed: 7,
+    });
+    wait_idle(&mut harness);
+    harness.state_mut().apply(Command::SetCausal(true));
+    harness.state_mut().apply(Command::ShowView(View::Methods));
+    for &method in MethodId::ALL {
+        harness.state_mut().apply(Command::SetMethod(method));
+        wait_idle(&mut harness);
+        let state = harness.state();
+        if let Some(e) = &state.results.method_error {
+            // Methods that reject causality report a typed error inline; nothing panics.
+            assert!(e.contains("causal"), "{method}: unexpected error {e}");
+            continue;
+        }
+        let run = state.results.method.clone().expect("a method result");
+        assert_eq!(run.method, method);
+        assert!(run.head.causal);
+        harness.get_by_label("exact A");
+        harness.get_by_label("error Â − A");
+        let kl = run.metrics.matrix_rel_fro.expect("matrices within budget");
+        assert!(kl.value().is_finite(), "{method}: {kl:?}");
+        if method == MethodId::Full {
+            assert!(kl.value() < 1e-5, "full attention against itself: {kl:?}");
+        }
+    }
+}
+
+#[test]
+fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
+    let mut worker = Worker::spawn(|| {}).expect("worker thread");
+    worker.submit(JobRequest::Load(InputSource::Synthetic {
+        kind: "gaussian".into(),
+        seq_len: 61,
+        seed: 3,
+    }));
+    let mut input = None;
+    for _ in 0..MAX_WAIT_FRAMES {
+        for result in worker.poll() {
+            if let Ok(JobOutput::Loaded(i)) = result.outcome {
+                input = Some(i);
+            }
+        }
+        if input.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let input = input.expect("the synthetic input loads");
+    let head = HeadSelection {
+        input,
+        layer: 0,
+        head: 0,
+        causal: false,
+    };
+    let mut last_id = 0;
+    for bandwidth in 0..25 {
+        last_id = worker.submit(JobRequest::Decompose {
+            head: head.clone(),
+            bandwidth,
+            rank: 3,
+        });
+    }
+    let mut received = Vec::new();
+    for _ in 0..MAX_WAIT_FRAMES {
+        received.extend(worker.poll());
+        if !worker.any_busy() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(received.len(), 1, "stale results must be dropped");
+    assert_eq!(received[0].id, last_id);
+    match &received[0].outcome {
+        Ok(JobOutput::Decomposed(d)) => assert_eq!(d.decomposition.metrics.bandwidth, 24),
+        other => panic!("expected a decomposition, got {other:?}"),
+    }
+}
