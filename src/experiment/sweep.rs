@@ -10,7 +10,8 @@ use super::ExperimentError;
 use super::progress::{CancelToken, ProgressSink};
 use crate::analysis::{ErrorValue, KlValue, compare};
 use crate::attention::{
-    HeadInput, MatrixBudget, MethodId, MethodParams, compute, dense, dense::QUERY_BLOCK,
+    HeadInput, MatrixBudget, MethodId, MethodParams, compute, dense,
+    dense::{KEY_BLOCK, QUERY_BLOCK},
 };
 use crate::data::synth::{SynthSpec, generate};
 use crate::data::{QkvSet, load_source};
@@ -261,14 +262,19 @@ fn set_rank_like(params: &mut MethodParams, name: &str, value: usize) {
 }
 
 /// Estimated peak bytes of the buffers `method` allocates for one head (see
-/// [`SweepRow::peak_bytes_estimate`]); `None` for methods without an estimate.
+/// [`SweepRow::peak_bytes_estimate`]), from each kernel's documented memory use with 4-byte
+/// elements; `None` for methods without an estimate (`svd` and methods added later).
 ///
 /// ```text
-/// full    out Lq·dv·4 + min(threads, ⌈Lq/64⌉)·64·Lk·4·2   (score block + its copy per worker)
-/// band    out Lq·dv·4 + threads·(2b+1)·4
-/// linear  out Lq·dv·4 + (Lq+Lk)·d·4 (φ(Q), φ(K)) + (d·dv + d)·8 (state)
-/// fmm     3·Lq·dv·4 (near, far, one kernel's part) + (Lq+Lk)·d·4 + (d·dv + d)·8
+/// full       out + min(threads, ⌈Lq/64⌉)·(2·64·512 + 64·dv)·4     (score/prob block, accumulator)
+/// band       out + threads·(2b+1)·4
+/// linear     out + (Lq+Lk)·d·4 (φ(Q), φ(K)) + (d·dv + d)·8 (state)
+/// fmm        3·out + linear's buffers + band's
+/// performer  out + (Lq+Lk)·m·4 + m·dv·8
+/// nystrom    out + (Lq+Lk)·m·4 + 3·m²·8
+/// linformer  out + (Lq+Lk)·k·4 + k·(d+dv)·4
 /// ```
+/// where `out = Lq·dv·4`.
 pub fn estimate_peak_bytes(
     method: MethodId,
     params: &MethodParams,
@@ -287,14 +293,28 @@ pub fn estimate_peak_bytes(
     );
     let out = lq * dv * 4;
     let linear_state = (lq + lk) * d * 4 + (d * dv + d) * 8;
+    let band_scratch = t * (2 * params.bandwidth as u64 + 1) * 4;
     match method.as_str() {
         "full" => {
             let blocks = lq.div_ceil(QUERY_BLOCK as u64);
-            Some(out + t.min(blocks) * QUERY_BLOCK as u64 * lk * 4 * 2)
+            let (qb, kb) = (QUERY_BLOCK as u64, KEY_BLOCK as u64);
+            Some(out + t.min(blocks) * (2 * qb * kb + qb * dv) * 4)
         }
-        "band" => Some(out + t * (2 * params.bandwidth as u64 + 1) * 4),
+        "band" => Some(out + band_scratch),
         "linear" => Some(out + linear_state),
-        "fmm" => Some(3 * out + linear_state + t * (2 * params.bandwidth as u64 + 1) * 4),
+        "fmm" => Some(3 * out + linear_state + band_scratch),
+        "performer" => {
+            let m = params.num_features as u64;
+            Some(out + (lq + lk) * m * 4 + m * dv * 8)
+        }
+        "nystrom" => {
+            let m = params.num_landmarks as u64;
+            Some(out + (lq + lk) * m * 4 + 3 * m * m * 8)
+        }
+        "linformer" => {
+            let k = params.proj_dim as u64;
+            Some(out + (lq + lk) * k * 4 + k * (d + dv) * 4)
+        }
         _ => None,
     }
 }
@@ -957,7 +977,14 @@ mod tests {
     #[test]
     fn linear_cost_estimates_grow_linearly_and_full_does_not_hold_l_squared() {
         let p = MethodParams::default();
-        for m in [MethodId::Band, MethodId::Linear, MethodId::Fmm] {
+        for m in [
+            MethodId::Band,
+            MethodId::Linear,
+            MethodId::Fmm,
+            MethodId::Performer,
+            MethodId::Nystrom,
+            MethodId::Linformer,
+        ] {
             let a = estimate_peak_bytes(m, &p, 4096, 4096, 64, 64, 2).unwrap_or(0);
             let b = estimate_peak_bytes(m, &p, 8192, 8192, 64, 64, 2).unwrap_or(0);
             assert!(a > 0 && b > a && b <= 2 * a + 4096, "{m}: {a} → {b}");

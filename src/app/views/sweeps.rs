@@ -260,7 +260,11 @@ impl SweepsViewState {
                     done = true;
                 }
                 Ok(SweepEvent::Cancelled) => {
-                    self.status = format!("cancelled after {} / {} points", self.rows.len(), self.total);
+                    self.status = format!(
+                        "cancelled after {} / {} points",
+                        self.rows.len(),
+                        self.total
+                    );
                     done = true;
                 }
                 Ok(SweepEvent::Failed(message)) => {
@@ -339,9 +343,11 @@ pub fn ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams)
     state.poll();
     egui::Panel::left("sweeps_form")
         .resizable(true)
-        .default_size(300.0)
+        .default_size(280.0)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| form_ui(ui, state, params));
+            egui::ScrollArea::vertical()
+                .id_salt("sweeps_form_scroll")
+                .show(ui, |ui| form_ui(ui, state, params));
         });
     egui::CentralPanel::default().show(ui, |ui| {
         ui.horizontal(|ui| {
@@ -404,7 +410,10 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
         });
     ui.horizontal(|ui| {
         let running = state.is_running();
-        if ui.add_enabled(!running, egui::Button::new("Run sweep")).clicked() {
+        if ui
+            .add_enabled(!running, egui::Button::new("Run sweep"))
+            .clicked()
+        {
             match state.config(params) {
                 Ok(config) => {
                     let ctx = ui.ctx().clone();
@@ -413,7 +422,10 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
                 Err(e) => state.error = Some(e),
             }
         }
-        if ui.add_enabled(running, egui::Button::new("Cancel")).clicked() {
+        if ui
+            .add_enabled(running, egui::Button::new("Cancel"))
+            .clicked()
+        {
             state.cancel();
         }
     });
@@ -450,7 +462,18 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
             state.export_current_png();
         }
     });
-    ui.separator();
+}
+
+/// The inspector panel of the sweeps view: status and the rows so far (newest first).
+pub fn inspector_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
+    ui.heading("Sweep rows");
+    ui.label(format!("{} / {} points", state.rows.len(), state.total));
+    if let Some(row) = state.rows.first() {
+        ui.weak(format!(
+            "threads: {}, repeats: {}",
+            row.threads, row.repeats
+        ));
+    }
     rows_table_ui(ui, &state.rows);
 }
 
@@ -516,7 +539,11 @@ fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
         return;
     };
     let (xs, ys) = (spec.x_scale, spec.y_scale);
-    let floor = log_floor(spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    let floor = log_floor(
+        spec.series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1)),
+    );
     let prepared: Vec<_> = spec
         .series
         .iter()
@@ -563,12 +590,12 @@ fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
                 egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
             };
             let (x, y) = (from_axis(p.x, xs), from_axis(p.y, ys));
-            let y_text = if ys == AxisScale::Log && (y / hover_floor - 1.0).abs() < 1e-6 && any_exact
-            {
-                "0 (exact)".to_string()
-            } else {
-                format!("{y:.4e}")
-            };
+            let y_text =
+                if ys == AxisScale::Log && (y / hover_floor - 1.0).abs() < 1e-6 && any_exact {
+                    "0 (exact)".to_string()
+                } else {
+                    format!("{y:.4e}")
+                };
             Some(format!("{name}\nx = {}\ny = {y_text}", format_tick(x)))
         })
         .show(ui, |plot_ui| {
@@ -580,7 +607,11 @@ fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
                     .iter()
                     .map(|q| [to_axis(q.x, xs), to_axis(q.y, ys)])
                     .collect();
-                plot_ui.line(Line::new(s.label.clone(), PlotPoints::from(line)).color(color).width(2.0));
+                plot_ui.line(
+                    Line::new(s.label.clone(), PlotPoints::from(line))
+                        .color(color)
+                        .width(2.0),
+                );
                 let values: Vec<[f64; 2]> = p
                     .points
                     .iter()
