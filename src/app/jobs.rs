@@ -46,6 +46,26 @@ pub enum InputSource {
 }
 
 impl InputSource {
+    /// Parses what the command line accepts: `sample:NAME`, `synth:KIND[,L=..,seed=..]` or a
+    /// path.
+    ///
+    /// # Errors
+    /// A malformed `synth:` spec.
+    pub fn from_spec(spec: &str) -> Result<Self, data::DataError> {
+        if let Some(name) = spec.strip_prefix("sample:") {
+            Ok(InputSource::Sample(name.to_string()))
+        } else if spec.starts_with("synth:") {
+            let s = data::synth::SynthSpec::parse(spec)?;
+            Ok(InputSource::Synthetic {
+                kind: s.kind.id().to_string(),
+                seq_len: s.seq_len,
+                seed: s.seed,
+            })
+        } else {
+            Ok(InputSource::File(PathBuf::from(spec)))
+        }
+    }
+
     /// The source string understood by [`crate::data::load_source`].
     pub fn spec(&self) -> String {
         match self {

@@ -15,7 +15,6 @@ pub mod heatmap_view;
 pub mod jobs;
 pub mod views;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
@@ -31,11 +30,12 @@ use jobs::{
 /// The sample opened at start when no file is given.
 pub const DEFAULT_SAMPLE: &str = "zen";
 
-/// Opens the main window on `initial` (or the bundled zen sample) and runs until it closes.
+/// Opens the main window on `initial` (a path, `sample:NAME` or `synth:KIND`; default the
+/// bundled zen sample) and runs until it closes.
 ///
 /// # Errors
-/// eframe could not create the window or the GL context.
-pub fn run(initial: Option<PathBuf>) -> anyhow::Result<()> {
+/// A malformed `synth:` spec; eframe could not create the window or the GL context.
+pub fn run(initial: Option<String>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("attnscope")
@@ -44,10 +44,10 @@ pub fn run(initial: Option<PathBuf>) -> anyhow::Result<()> {
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    let source = initial.map_or_else(
-        || InputSource::Sample(DEFAULT_SAMPLE.into()),
-        InputSource::File,
-    );
+    let source = match initial.as_deref() {
+        None => InputSource::Sample(DEFAULT_SAMPLE.into()),
+        Some(spec) => InputSource::from_spec(spec)?,
+    };
     eframe::run_native(
         "attnscope",
         options,

@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::combiner::{self, Variant};
 use super::{
     AttentionError, HeadInput, MatrixBudget, band, dense, fmm, linear, linformer, nystrom,
     performer, svd,
@@ -30,6 +31,14 @@ pub enum MethodId {
     Linformer,
     /// Optimal rank-r approximation of the exact matrix (Eckart–Young; analysis only).
     Svd,
+    /// Combiner-Fixed (combiner.md §3.1).
+    CombinerFixed,
+    /// Combiner-Logsparse (combiner.md §3.2).
+    CombinerLogsparse,
+    /// Combiner-Axial, rowmajor (combiner.md §3.3a).
+    CombinerAxial,
+    /// Combiner-Mixture (combiner.md §3.4a).
+    CombinerMixture,
 }
 
 impl MethodId {
@@ -43,6 +52,10 @@ impl MethodId {
         MethodId::Nystrom,
         MethodId::Linformer,
         MethodId::Svd,
+        MethodId::CombinerFixed,
+        MethodId::CombinerLogsparse,
+        MethodId::CombinerAxial,
+        MethodId::CombinerMixture,
     ];
 
     /// The id string used everywhere (CLI, CSV, notebook).
@@ -56,6 +69,10 @@ impl MethodId {
             MethodId::Nystrom => "nystrom",
             MethodId::Linformer => "linformer",
             MethodId::Svd => "svd",
+            MethodId::CombinerFixed => "combiner-fixed",
+            MethodId::CombinerLogsparse => "combiner-logsparse",
+            MethodId::CombinerAxial => "combiner-axial",
+            MethodId::CombinerMixture => "combiner-mixture",
         }
     }
 
@@ -163,6 +180,22 @@ impl MethodId {
                 supports_bidirectional: true,
                 cost: "O(L³) (analysis only; needs the exact A)",
             },
+            MethodId::CombinerFixed
+            | MethodId::CombinerLogsparse
+            | MethodId::CombinerAxial
+            | MethodId::CombinerMixture => MethodProperties {
+                rank_bound: None,
+                rank_note: "full rank on direct blocks; rank 1 on every shared region".into(),
+                non_negative: true,
+                rows_sum_to_one: true,
+                supports_causal: true,
+                supports_bidirectional: true,
+                cost: if self == MethodId::CombinerLogsparse {
+                    "O(L·log L·d)"
+                } else {
+                    "O(L·√L·d)"
+                },
+            },
         }
     }
 }
@@ -257,7 +290,7 @@ pub enum Pooling {
 pub enum KeyRow {
     /// Weighted sum of the row's keys (default).
     Wsum,
-    /// No summary key (logit 0).
+    /// The key at the summary query's position, `k_{r',c}` (TF `row_summary='none'`).
     None,
 }
 
@@ -490,6 +523,38 @@ pub fn compute(
             let r = svd::svd_approximation(head, params.rank, budget)?;
             (r.output, want_matrix.then_some(r.matrix))
         }
+        MethodId::CombinerFixed => combiner::compute_for_method(
+            Variant::Fixed,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerLogsparse => combiner::compute_for_method(
+            Variant::Logsparse,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerAxial => combiner::compute_for_method(
+            Variant::Axial,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerMixture => combiner::compute_for_method(
+            Variant::Mixture,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
     };
     let matrix_note = (want_matrix && matrix.is_none()).then(|| {
         let bytes = head.seq_len_q().saturating_mul(head.seq_len_kv()).saturating_mul(4);

@@ -16,6 +16,7 @@
 //! * **C8** an L×L matrix is only materialised within a [`MatrixBudget`].
 
 pub mod band;
+pub mod combiner;
 pub mod dense;
 pub mod fmm;
 pub mod linear;

@@ -8,12 +8,14 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::attention::{MethodId, MethodParams};
-use crate::experiment::report::PEAK_MEMORY_SOURCE;
-use crate::experiment::sweep::{
-    DEFAULT_MAX_EXACT_LEN, DEFAULT_SWEEP_MATRIX_BYTES, parse_seq_len_item,
+use attnscope::attention::MethodId;
+
+use super::ParamArgs;
+use attnscope::experiment::report::PEAK_MEMORY_SOURCE;
+use attnscope::experiment::sweep::{
+    DEFAULT_MAX_EXACT_LEN, parse_seq_len_item,
 };
-use crate::experiment::{
+use attnscope::experiment::{
     CancelToken, CsvStream, ExperimentError, InputSpec, MachineInfo, ProgressSink, SweepConfig,
     SweepReport, SweepRow, Tee, run_sweep, write_json, write_plots,
 };
@@ -61,9 +63,6 @@ pub struct SweepArgs {
     /// Above this L the exact reference (and every error) is skipped.
     #[arg(long, default_value_t = DEFAULT_MAX_EXACT_LEN)]
     pub max_exact_len: usize,
-    /// Largest L×L matrix for the matrix errors, in MiB.
-    #[arg(long, default_value_t = DEFAULT_SWEEP_MATRIX_BYTES / (1024 * 1024))]
-    pub matrix_budget_mib: usize,
     /// Output CSV (one row per grid point, first line `# machine: …`).
     #[arg(long)]
     pub out: PathBuf,
@@ -151,16 +150,13 @@ impl ProgressSink for StderrProgress {
     }
 }
 
-/// Builds the [`SweepConfig`] from the arguments and the shared method parameters.
+/// Builds the [`SweepConfig`] from the arguments and the shared parameter flags
+/// (`--budget-mib` bounds the matrix errors; causal only with `--causal`).
 ///
 /// # Errors
-/// Unknown method ids, a bad `--seq-lens` list.
-pub fn config_from_args(
-    args: &SweepArgs,
-    params: MethodParams,
-    causal: bool,
-    scale: Option<f32>,
-) -> anyhow::Result<SweepConfig> {
+/// Unknown method ids or parameter spellings, a bad `--seq-lens` list.
+pub fn config_from_args(args: &SweepArgs, flags: &ParamArgs) -> anyhow::Result<SweepConfig> {
+    let params = flags.method_params()?;
     let methods = args
         .methods
         .iter()
@@ -184,13 +180,13 @@ pub fn config_from_args(
         ranks: args.ranks.clone(),
         bandwidths: args.bandwidths.clone(),
         seeds: args.seeds.clone(),
-        causal,
-        scale,
+        causal: flags.causal_or(false),
+        scale: flags.scale,
         warmup: args.warmup,
         repeats: args.repeats,
         threads: args.threads,
         max_exact_len: args.max_exact_len,
-        matrix_budget_bytes: args.matrix_budget_mib.saturating_mul(1024 * 1024),
+        matrix_budget_bytes: flags.budget().bytes,
     })
 }
 
@@ -198,7 +194,8 @@ pub fn config_from_args(
 ///
 /// # Errors
 /// Configuration, input, I/O and plotting errors, with the file named.
-pub fn run(args: &SweepArgs, config: SweepConfig) -> anyhow::Result<()> {
+pub fn run(args: &SweepArgs, flags: &ParamArgs) -> anyhow::Result<()> {
+    let config = config_from_args(args, flags)?;
     let machine = MachineInfo::detect();
     let mut csv = CsvStream::create(&args.out, &machine)?;
     let mut progress = StderrProgress::new();

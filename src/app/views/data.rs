@@ -96,10 +96,10 @@ fn source_ui(
         .default_open(false)
         .show(ui, |ui| {
             egui::ComboBox::from_label("kind")
-                .selected_text(state.synth_kind.as_str())
+                .selected_text(state.synth_kind.id())
                 .show_ui(ui, |ui| {
-                    for &kind in SynthKind::ALL {
-                        ui.selectable_value(&mut state.synth_kind, kind, kind.as_str());
+                    for kind in SynthKind::ALL {
+                        ui.selectable_value(&mut state.synth_kind, kind, kind.id());
                     }
                 });
             ui.add(
@@ -110,7 +110,7 @@ fn source_ui(
             ui.add(egui::DragValue::new(&mut state.synth_seed).prefix("seed "));
             if ui.button("Generate").clicked() {
                 commands.push(Command::Open(InputSource::Synthetic {
-                    kind: state.synth_kind.as_str().into(),
+                    kind: state.synth_kind.id().into(),
                     seq_len: state.synth_seq_len,
                     seed: state.synth_seed,
                 }));
