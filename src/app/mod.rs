@@ -63,19 +63,22 @@ pub enum View {
     Decomposition,
     /// One method's Â against exact A.
     Methods,
+    /// Error and runtime against L, rank and bandwidth (issue 5).
+    Sweeps,
     // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
     // Notebook (issue 7).
 }
 
 impl View {
     /// Tab order.
-    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods];
+    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods, View::Sweeps];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
         match self {
             View::Decomposition => "Decomposition",
             View::Methods => "Methods",
+            View::Sweeps => "Sweeps",
         }
     }
 }
@@ -519,6 +522,7 @@ impl eframe::App for AttnScopeApp {
                             views::decomposition::inspector_ui(ui, &self.results);
                         }
                         View::Methods => views::methods::inspector_ui(ui, &self.results),
+                        View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
                     });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.view {
@@ -538,6 +542,9 @@ impl eframe::App for AttnScopeApp {
                 &mut self.textures,
                 &mut commands,
             ),
+            View::Sweeps => {
+                views::sweeps::ui(ui, &mut self.views.sweeps, &self.selection.params);
+            }
         });
         let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);
