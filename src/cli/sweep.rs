@@ -199,7 +199,7 @@ pub fn run(args: &SweepArgs, flags: &ParamArgs) -> anyhow::Result<()> {
     let machine = MachineInfo::detect();
     let mut csv = CsvStream::create(&args.out, &machine)?;
     let mut progress = StderrProgress::new();
-    let mut null = crate::experiment::NullSink;
+    let mut null = attnscope::experiment::NullSink;
     let cancel = CancelToken::new();
     let outcome = {
         let second: &mut dyn ProgressSink = if args.quiet {
