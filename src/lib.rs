@@ -21,6 +21,7 @@
 //!
 //! ## Modules
 //! * [`attention`] — kernels (pure; no I/O).
+//! * [`notebook`] — pinned findings saved as a folder, Markdown/CSV reports.
 //! * `app` (feature `gui`) — the desktop GUI; the only module that uses egui.
 
 pub mod analysis;
@@ -29,6 +30,7 @@ pub mod app;
 pub mod attention;
 pub mod data;
 pub mod experiment;
+pub mod notebook;
 pub mod render;
 
 mod faer_guard;

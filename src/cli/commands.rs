@@ -312,3 +312,19 @@ fn source_name(source: &str) -> String {
         .file_stem()
         .map_or_else(|| source.to_string(), |s| s.to_string_lossy().into_owned())
 }
+
+/// `attnscope notebook export NOTEBOOK_DIR --out DIR`.
+pub fn notebook_export(notebook_dir: &Path, out: &Path) -> Result<()> {
+    let files = attnscope::notebook::export_report(notebook_dir, out)
+        .with_context(|| format!("cannot export the notebook {}", notebook_dir.display()))?;
+    eprintln!(
+        "wrote {} and {} ({} thumbnails)",
+        files.markdown.display(),
+        files.csv.display(),
+        files.thumbnails.len()
+    );
+    for id in files.missing_thumbnails {
+        eprintln!("warning: the thumbnail of entry {id} is missing; the report says so");
+    }
+    Ok(())
+}

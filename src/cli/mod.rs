@@ -87,6 +87,25 @@ pub enum Command {
         #[command(flatten)]
         params: ParamArgs,
     },
+    /// Notebook folders (`notebook.json` + thumbnails) written by the GUI.
+    Notebook {
+        #[command(subcommand)]
+        action: NotebookAction,
+    },
+}
+
+/// `attnscope notebook …` actions.
+#[derive(Debug, Subcommand)]
+pub enum NotebookAction {
+    /// Write `report.md` (entries, configuration and metrics tables, notes, thumbnails) and
+    /// `metrics.csv` (one row per entry) to DIR.
+    Export {
+        /// The notebook folder (holds `notebook.json`).
+        notebook_dir: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs a parsed command line.
@@ -126,5 +145,8 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         }) => commands::decompose(&file, layer, head, &params, &display, &out),
         Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
+        Some(Command::Notebook {
+            action: NotebookAction::Export { notebook_dir, out },
+        }) => commands::notebook_export(&notebook_dir, &out),
     }
 }
