@@ -13,6 +13,7 @@
 
 pub mod heatmap_view;
 pub mod jobs;
+pub mod notebook;
 pub mod views;
 
 use std::sync::Arc;
@@ -48,10 +49,19 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
         None => InputSource::Sample(DEFAULT_SAMPLE.into()),
         Some(spec) => InputSource::from_spec(spec)?,
     };
+    let keep_source = initial.is_some();
     eframe::run_native(
         "attnscope",
         options,
-        Box::new(move |cc| Ok(Box::new(AttnScopeApp::new(&cc.egui_ctx, source)?))),
+        Box::new(move |cc| {
+            let mut app = AttnScopeApp::new(&cc.egui_ctx, source)?;
+            let persisted = cc
+                .storage
+                .and_then(|s| eframe::get_value::<notebook::PersistedUi>(s, notebook::PERSIST_KEY))
+                .unwrap_or_default();
+            app.restore_ui(persisted, keep_source);
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the attnscope window: {e}"))
 }
@@ -65,13 +75,20 @@ pub enum View {
     Methods,
     /// Error and runtime against L, rank and bandwidth (issue 5).
     Sweeps,
+    /// Pinned findings: notes, reorder, reopen, export (issue 7).
+    Notebook,
     // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
     // Notebook (issue 7).
 }
 
 impl View {
     /// Tab order.
-    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods, View::Sweeps];
+    pub const ALL: &'static [View] = &[
+        View::Decomposition,
+        View::Methods,
+        View::Sweeps,
+        View::Notebook,
+    ];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
@@ -79,6 +96,7 @@ impl View {
             View::Decomposition => "Decomposition",
             View::Methods => "Methods",
             View::Sweeps => "Sweeps",
+            View::Notebook => "Notebook",
         }
     }
 }
@@ -164,6 +182,8 @@ pub enum Command {
     ShowView(View),
     /// Dismiss a notification.
     DismissNotification(usize),
+    /// Pin, edit, reopen, save or export notebook entries.
+    Notebook(notebook::NotebookAction),
 }
 
 /// A notification (toast) shown in the corner until dismissed or timed out.
@@ -202,6 +222,8 @@ pub struct AttnScopeApp {
     pub results: Results,
     /// Notifications.
     pub notifications: Vec<Notification>,
+    /// The open notebook.
+    pub notebook: notebook::NotebookState,
     worker: Worker,
     textures: TextureCache,
     views: views::ViewStates,
@@ -227,6 +249,7 @@ impl AttnScopeApp {
             view: View::Decomposition,
             results: Results::default(),
             notifications: Vec::new(),
+            notebook: notebook::NotebookState::default(),
             worker,
             textures: TextureCache::default(),
             views: views::ViewStates::default(),
@@ -306,6 +329,7 @@ impl AttnScopeApp {
                     self.notifications.remove(index);
                 }
             }
+            Command::Notebook(action) => self.apply_notebook(action),
         }
     }
 
@@ -414,6 +438,7 @@ impl AttnScopeApp {
                 shown_at_secs: self.ctx.input(|i| i.time),
             });
         }
+        self.apply_pending_config(&input);
         self.selection.input = Some(input);
         self.mark_dirty();
     }
@@ -460,6 +485,23 @@ impl AttnScopeApp {
                 }
             }
             ui.separator();
+            let pinnable = match self.view {
+                View::Decomposition => self.results.decomposition.is_some(),
+                View::Methods => self.results.method.is_some(),
+                View::Sweeps | View::Notebook => false,
+            };
+            if ui
+                .add_enabled(
+                    pinnable && !self.is_busy(),
+                    egui::Button::new("📌 Pin to notebook"),
+                )
+                .on_hover_text("Keep this view's configuration, metrics and a thumbnail")
+                .on_disabled_hover_text("Nothing to pin in this view yet (or still computing)")
+                .clicked()
+            {
+                commands.push(Command::Notebook(notebook::NotebookAction::Pin));
+            }
+            ui.separator();
             if self.is_busy() {
                 ui.spinner();
                 ui.weak("computing…");
@@ -491,6 +533,10 @@ impl AttnScopeApp {
 }
 
 impl eframe::App for AttnScopeApp {
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, notebook::PERSIST_KEY, &self.persisted_ui());
+    }
+
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_jobs();
     }
@@ -523,6 +569,7 @@ impl eframe::App for AttnScopeApp {
                         }
                         View::Methods => views::methods::inspector_ui(ui, &self.results),
                         View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
+                        View::Notebook => views::notebook::inspector_ui(ui, &self.notebook),
                     });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.view {
@@ -545,6 +592,12 @@ impl eframe::App for AttnScopeApp {
             View::Sweeps => {
                 views::sweeps::ui(ui, &mut self.views.sweeps, &self.selection.params);
             }
+            View::Notebook => views::notebook::ui(
+                ui,
+                &self.notebook,
+                &mut self.views.notebook,
+                &mut commands,
+            ),
         });
         let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);

@@ -5,6 +5,7 @@
 pub mod data;
 pub mod decomposition;
 pub mod methods;
+pub mod notebook;
 pub mod sweeps;
 
 /// Per-view UI state that is not part of the shared selection.
@@ -14,6 +15,8 @@ pub struct ViewStates {
     pub data: data::DataViewState,
     /// Sweeps view state (form, running sweep, rows).
     pub sweeps: sweeps::SweepsViewState,
+    /// Notebook panel state (edit buffers, thumbnail textures).
+    pub notebook: notebook::NotebookViewState,
 }
 
 /// An inline error label (the tests look for labels starting with "Error").
