@@ -493,7 +493,7 @@ impl AttnScopeApp {
             if ui
                 .add_enabled(
                     pinnable && !self.is_busy(),
-                    egui::Button::new("📌 Pin to notebook"),
+                    egui::Button::new("Pin to notebook"),
                 )
                 .on_hover_text("Keep this view's configuration, metrics and a thumbnail")
                 .on_disabled_hover_text("Nothing to pin in this view yet (or still computing)")
@@ -592,12 +592,9 @@ impl eframe::App for AttnScopeApp {
             View::Sweeps => {
                 views::sweeps::ui(ui, &mut self.views.sweeps, &self.selection.params);
             }
-            View::Notebook => views::notebook::ui(
-                ui,
-                &self.notebook,
-                &mut self.views.notebook,
-                &mut commands,
-            ),
+            View::Notebook => {
+                views::notebook::ui(ui, &self.notebook, &mut self.views.notebook, &mut commands)
+            }
         });
         let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);

@@ -205,8 +205,7 @@ fn io_loop(jobs: &Receiver<IoJob>, tx: &Sender<Command>, ctx: &egui::Context) {
             batch.push(job);
         }
         // Coalesce saves: every thumbnail, the newest notebook per folder.
-        let mut saves: Vec<(PathBuf, Notebook, Vec<(String, Arc<image::RgbaImage>)>)> =
-            Vec::new();
+        let mut saves: Vec<(PathBuf, Notebook, Vec<(String, Arc<image::RgbaImage>)>)> = Vec::new();
         let mut exports = Vec::new();
         for job in batch {
             match job {
@@ -415,7 +414,11 @@ impl AttnScopeApp {
                 )
             }
             View::Methods => {
-                let run = self.results.method.as_ref().ok_or("no method run to pin yet")?;
+                let run = self
+                    .results
+                    .method
+                    .as_ref()
+                    .ok_or("no method run to pin yet")?;
                 let image = match (&run.exact, &run.approx) {
                     (Some(exact), Some(approx)) => {
                         let scale = sel.display.sequential_scale(exact);
@@ -480,7 +483,9 @@ impl AttnScopeApp {
                 Ok((entry, image)) => {
                     if let (Some(image), Some(name)) = (image, &entry.thumbnail) {
                         let image = Arc::new(image);
-                        self.notebook.thumbnails.insert(entry.id, Arc::clone(&image));
+                        self.notebook
+                            .thumbnails
+                            .insert(entry.id, Arc::clone(&image));
                         self.notebook.pending_thumbnails.push((name.clone(), image));
                     }
                     self.notebook.status = Some(format!("Pinned “{}”", entry.title));
@@ -596,7 +601,13 @@ impl AttnScopeApp {
     }
 
     fn edit_entry(&mut self, id: u64, edit: impl FnOnce(&mut Entry)) -> bool {
-        match self.notebook.notebook.entries.iter_mut().find(|e| e.id == id) {
+        match self
+            .notebook
+            .notebook
+            .entries
+            .iter_mut()
+            .find(|e| e.id == id)
+        {
             Some(entry) => {
                 edit(entry);
                 true
@@ -610,7 +621,10 @@ impl AttnScopeApp {
         let Some(index) = entries.iter().position(|e| e.id == id) else {
             return false;
         };
-        let Some(target) = index.checked_add_signed(delta).filter(|&t| t < entries.len()) else {
+        let Some(target) = index
+            .checked_add_signed(delta)
+            .filter(|&t| t < entries.len())
+        else {
             return false;
         };
         entries.swap(index, target);

@@ -82,7 +82,7 @@ pub fn ui(
     ui.separator();
     let entries = &state.notebook.entries;
     if entries.is_empty() {
-        ui.weak("No entries yet. Use “📌 Pin to notebook” in the Decomposition or Methods view.");
+        ui.weak("No entries yet. Use “Pin to notebook” in the Decomposition or Methods view.");
         return;
     }
     // Drop textures of deleted entries.
@@ -126,11 +126,15 @@ fn entry_ui(
         {
             push(commands, NotebookAction::Rename(id, title));
         }
-        if ui.add_enabled(index > 0, egui::Button::new("⬆")).on_hover_text("Move up").clicked() {
+        if ui
+            .add_enabled(index > 0, egui::Button::new("Up"))
+            .on_hover_text("Move up")
+            .clicked()
+        {
             push(commands, NotebookAction::MoveUp(id));
         }
         if ui
-            .add_enabled(index + 1 < count, egui::Button::new("⬇"))
+            .add_enabled(index + 1 < count, egui::Button::new("Down"))
             .on_hover_text("Move down")
             .clicked()
         {
@@ -148,7 +152,10 @@ fn entry_ui(
         }
     });
     if let Some(flag) = state.checksum_flags.get(&id) {
-        ui.colored_label(ui.visuals().error_fg_color, format!("⚠ Input changed: {flag}"));
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!("Warning: input changed: {flag}"),
+        );
     }
     ui.horizontal_top(|ui| {
         if let Some(image) = state.thumbnails.get(&id) {
@@ -312,7 +319,10 @@ fn append(
     };
     let (text, format) = match span {
         Span::Text(t) => (t, egui::TextFormat::simple(font, plain)),
-        Span::Bold(t) => (t, egui::TextFormat::simple(font, visuals.strong_text_color())),
+        Span::Bold(t) => (
+            t,
+            egui::TextFormat::simple(font, visuals.strong_text_color()),
+        ),
         Span::Italic(t) => (
             t,
             egui::TextFormat {
