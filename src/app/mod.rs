@@ -474,6 +474,11 @@ impl AttnScopeApp {
                     commands.push(Command::PickFile);
                     ui.close();
                 }
+                if ui.button("Quit").clicked() {
+                    // A normal close: eframe saves the UI state (App::save) before exiting.
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                    ui.close();
+                }
             });
             ui.separator();
             for &view in View::ALL {
@@ -488,7 +493,8 @@ impl AttnScopeApp {
             let pinnable = match self.view {
                 View::Decomposition => self.results.decomposition.is_some(),
                 View::Methods => self.results.method.is_some(),
-                View::Sweeps | View::Notebook => false,
+                View::Sweeps => !self.views.sweeps.rows.is_empty(),
+                View::Notebook => false,
             };
             if ui
                 .add_enabled(
@@ -535,6 +541,11 @@ impl AttnScopeApp {
 impl eframe::App for AttnScopeApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, notebook::PERSIST_KEY, &self.persisted_ui());
+    }
+
+    fn auto_save_interval(&self) -> std::time::Duration {
+        // The UI state is small; a crash loses at most a few seconds of it.
+        std::time::Duration::from_secs(5)
     }
 
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {

@@ -438,6 +438,7 @@ impl AttnScopeApp {
                     image,
                 )
             }
+            View::Sweeps => return self.pin_sweep(id),
             other => return Err(format!("the {} view cannot be pinned", other.title())),
         };
         let name = thumbnail.as_ref().map(|_| thumbnail_name(id));
@@ -474,6 +475,78 @@ impl AttnScopeApp {
             thumbnail: name,
         };
         Ok((entry, thumbnail))
+    }
+
+    /// A sweeps entry: the form as configuration (`metrics.config`), a per-method summary of
+    /// the rows, and the shown plot as thumbnail. Reopen restores the form (press Run to
+    /// recompute); there is no checksum (the sweep loads its own input).
+    fn pin_sweep(&self, id: u64) -> Result<(Entry, Option<image::RgbaImage>), String> {
+        let sw = &self.views.sweeps;
+        if sw.rows.is_empty() {
+            return Err("no sweep rows to pin yet".into());
+        }
+        let methods: Vec<&str> = sw
+            .methods
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        let mut summary = serde_json::Map::new();
+        for &method in &methods {
+            let rows: Vec<_> = sw.rows.iter().filter(|r| r.method == method).collect();
+            let max_len = rows.iter().map(|r| r.seq_len).max();
+            let at_max = rows.iter().find(|r| Some(r.seq_len) == max_len);
+            let max_err = rows
+                .iter()
+                .filter_map(|r| r.output_rel)
+                .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))));
+            summary.insert(
+                method.to_string(),
+                serde_json::json!({
+                    "points": rows.len(),
+                    "max_seq_len": max_len,
+                    "runtime_median_s_at_max_len": at_max.and_then(|r| r.runtime_median_s),
+                    "max_output_rel": max_err,
+                }),
+            );
+        }
+        let metrics = serde_json::json!({
+            "points": sw.rows.len(),
+            "skipped": sw.rows.iter().filter(|r| r.skipped.is_some()).count(),
+            "methods": summary,
+            "config": {
+                "methods": methods.join(","),
+                "seq_lens": sw.seq_lens,
+                "ranks": sw.ranks,
+                "bandwidths": sw.bandwidths,
+                "seeds": sw.seeds,
+                "repeats": sw.repeats,
+                "plot": sw.plot.name(),
+            },
+        });
+        let image = sw
+            .plot
+            .build(&sw.rows)
+            .map(|spec| crate::experiment::render_plot(&spec, 480, 320));
+        let sel = &self.selection;
+        let entry = Entry {
+            id,
+            title: format!("Sweep: {} on {} ({})", methods.join(", "), sw.source, sw.plot.name()),
+            created: now_rfc3339(),
+            view: views::SWEEPS.into(),
+            source: sw.source.clone(),
+            source_checksum: String::new(),
+            layer: sw.layer,
+            head: sw.head,
+            causal: sw.causal,
+            method: sel.method,
+            params: sel.params.clone(),
+            display: to_entry_display(sel.display),
+            metrics,
+            note_markdown: String::new(),
+            thumbnail: image.as_ref().map(|_| thumbnail_name(id)),
+        };
+        Ok((entry, image))
     }
 
     /// Applies one notebook action (called from [`AttnScopeApp::apply`]).
@@ -635,6 +708,10 @@ impl AttnScopeApp {
         let Some(entry) = self.notebook.notebook.entry(id).cloned() else {
             return;
         };
+        if entry.view == views::SWEEPS {
+            self.reopen_sweep(&entry);
+            return;
+        }
         let source = match InputSource::from_spec(&entry.source) {
             Ok(s) => s,
             Err(e) => {
@@ -668,5 +745,38 @@ impl AttnScopeApp {
             }
             _ => self.apply(Command::Open(source)),
         }
+    }
+
+    fn reopen_sweep(&mut self, entry: &Entry) {
+        let sw = &mut self.views.sweeps;
+        let config = &entry.metrics["config"];
+        let text = |key: &str| config[key].as_str().map(str::to_string);
+        sw.source = entry.source.clone();
+        sw.layer = entry.layer;
+        sw.head = entry.head;
+        sw.causal = entry.causal;
+        if let Some(methods) = text("methods") {
+            let chosen: Vec<&str> = methods.split(',').collect();
+            for (m, on) in &mut sw.methods {
+                *on = chosen.contains(&m.as_str());
+            }
+        }
+        for (key, field) in [
+            ("seq_lens", &mut sw.seq_lens),
+            ("ranks", &mut sw.ranks),
+            ("bandwidths", &mut sw.bandwidths),
+            ("seeds", &mut sw.seeds),
+        ] {
+            if let Some(value) = text(key) {
+                *field = value;
+            }
+        }
+        if let Some(repeats) = config["repeats"].as_u64() {
+            sw.repeats = usize::try_from(repeats).unwrap_or(sw.repeats);
+        }
+        sw.status = format!("Restored from the notebook entry “{}”: press Run to recompute.", entry.title);
+        self.selection.params = entry.params.clone();
+        self.selection.method = entry.method;
+        self.view = View::Sweeps;
     }
 }
