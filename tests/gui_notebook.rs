@@ -225,3 +225,51 @@ fn gui_notebook_ui_state_persists_across_restart() {
     assert_eq!(state.notebook.dir.as_deref(), Some(dir.path()));
     assert_eq!(state.persisted_ui(), persisted);
 }
+
+#[test]
+fn gui_notebook_note_is_edited_in_place_and_rendered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    harness
+        .state_mut()
+        .open_notebook_dir(dir.path().to_path_buf());
+    wait_idle(&mut harness);
+    harness
+        .state_mut()
+        .apply(Command::Notebook(NotebookAction::Pin));
+    harness.state_mut().apply(Command::ShowView(View::Notebook));
+    harness.step();
+    harness.get_by_label("Edit note").click();
+    harness.step();
+    harness.step();
+    fn editor<'h>(h: &'h Harness<'static, AttnScopeApp>) -> egui_kittest::Node<'h> {
+        h.get_by_role(egui::accesskit::Role::MultilineTextInput)
+    }
+    editor(&harness).focus();
+    harness.step();
+    editor(&harness).type_text("## Finding\n- mass **inside** the band");
+    harness.step();
+    harness.get_by_label("Done").click();
+    harness.step();
+    harness.step();
+    harness.step();
+    let note = harness.state().notebook.notebook.entries[0]
+        .note_markdown
+        .clone();
+    assert_eq!(note, "## Finding\n- mass **inside** the band");
+    // Rendered: the heading text and the bold word appear as text, without the markers.
+    harness.get_by_label("Finding");
+    harness.get_by_label_contains("mass inside the band");
+    let saved = wait_saved(&mut harness, dir.path(), 1);
+    for _ in 0..MAX_WAIT_FRAMES {
+        if Notebook::load(dir.path()).is_ok_and(|nb| nb.entries[0].note_markdown == note) {
+            return;
+        }
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "the note was not autosaved: {:?}",
+        saved.entries[0].note_markdown
+    );
+}

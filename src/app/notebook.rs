@@ -499,7 +499,9 @@ impl AttnScopeApp {
             let max_err = rows
                 .iter()
                 .filter_map(|r| r.output_rel)
-                .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))));
+                .fold(None, |acc: Option<f64>, x| {
+                    Some(acc.map_or(x, |a| a.max(x)))
+                });
             summary.insert(
                 method.to_string(),
                 serde_json::json!({
@@ -531,7 +533,12 @@ impl AttnScopeApp {
         let sel = &self.selection;
         let entry = Entry {
             id,
-            title: format!("Sweep: {} on {} ({})", methods.join(", "), sw.source, sw.plot.name()),
+            title: format!(
+                "Sweep: {} on {} ({})",
+                methods.join(", "),
+                sw.source,
+                sw.plot.name()
+            ),
             created: now_rfc3339(),
             view: views::SWEEPS.into(),
             source: sw.source.clone(),
@@ -774,7 +781,10 @@ impl AttnScopeApp {
         if let Some(repeats) = config["repeats"].as_u64() {
             sw.repeats = usize::try_from(repeats).unwrap_or(sw.repeats);
         }
-        sw.status = format!("Restored from the notebook entry “{}”: press Run to recompute.", entry.title);
+        sw.status = format!(
+            "Restored from the notebook entry “{}”: press Run to recompute.",
+            entry.title
+        );
         self.selection.params = entry.params.clone();
         self.selection.method = entry.method;
         self.view = View::Sweeps;

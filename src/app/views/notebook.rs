@@ -82,7 +82,9 @@ pub fn ui(
     ui.separator();
     let entries = &state.notebook.entries;
     if entries.is_empty() {
-        ui.weak("No entries yet. Use “Pin to notebook” in the Decomposition, Methods or Sweeps view.");
+        ui.weak(
+            "No entries yet. Use “Pin to notebook” in the Decomposition, Methods or Sweeps view.",
+        );
         return;
     }
     // Drop textures of deleted entries.
