@@ -102,6 +102,9 @@ impl std::fmt::Debug for NotebookState {
     }
 }
 
+/// Thumbnail file names with their images.
+type Thumbnails = Vec<(String, Arc<image::RgbaImage>)>;
+
 enum IoJob {
     Save {
         dir: PathBuf,
@@ -205,7 +208,7 @@ fn io_loop(jobs: &Receiver<IoJob>, tx: &Sender<Command>, ctx: &egui::Context) {
             batch.push(job);
         }
         // Coalesce saves: every thumbnail, the newest notebook per folder.
-        let mut saves: Vec<(PathBuf, Notebook, Vec<(String, Arc<image::RgbaImage>)>)> = Vec::new();
+        let mut saves: Vec<(PathBuf, Notebook, Thumbnails)> = Vec::new();
         let mut exports = Vec::new();
         for job in batch {
             match job {

@@ -18,6 +18,8 @@ use crate::notebook::{Entry, THUMBNAIL_SIDE};
 pub struct NotebookViewState {
     /// Entry whose note is open in the editor.
     pub editing_note: Option<u64>,
+    /// Give the note editor keyboard focus on its first frame.
+    focus_note: bool,
     textures: HashMap<u64, egui::TextureHandle>,
 }
 
@@ -229,20 +231,22 @@ fn note_ui(
         let label = if editing { "Done" } else { "Edit note" };
         if ui.small_button(label).clicked() {
             view.editing_note = if editing { None } else { Some(id) };
+            view.focus_note = !editing;
         }
     });
     if editing {
         let mut note = entry.note_markdown.clone();
-        if ui
-            .add(
-                egui::TextEdit::multiline(&mut note)
-                    .id_salt(("entry_note", id))
-                    .desired_rows(4)
-                    .desired_width(f32::INFINITY)
-                    .hint_text("Markdown: # heading, - list, **bold**, *italic*, `code`"),
-            )
-            .changed()
-        {
+        let response = ui.add(
+            egui::TextEdit::multiline(&mut note)
+                .id_salt(("entry_note", id))
+                .desired_rows(4)
+                .desired_width(f32::INFINITY)
+                .hint_text("Markdown: # heading, - list, **bold**, *italic*, `code`"),
+        );
+        if std::mem::take(&mut view.focus_note) {
+            response.request_focus();
+        }
+        if response.changed() {
             push(commands, NotebookAction::SetNote(id, note));
         }
     }
