@@ -262,6 +262,9 @@ fn notebook_report_lists_entries_in_order_with_images_and_csv_rows() {
         .expect("band mass");
     let written: f64 = rows[0][col("band_mass")].parse().expect("number");
     assert_eq!(written, band_mass);
+    // A metric named like a configuration column is prefixed, not duplicated.
+    assert_eq!(headers.iter().filter(|h| *h == "bandwidth").count(), 1);
+    assert_eq!(&rows[0][col("metrics.bandwidth")], "4");
     // The methods entry has no band mass: empty cell, not a shifted row.
     assert_eq!(&rows[1][col("band_mass")], "");
     assert_eq!(

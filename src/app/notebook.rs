@@ -532,7 +532,7 @@ impl AttnScopeApp {
         let image = sw
             .plot
             .build(&sw.rows)
-            .map(|spec| crate::experiment::render_plot(&spec, 480, 320));
+            .map(|spec| crate::experiment::render_plot(&spec, 384, 256));
         let sel = &self.selection;
         let entry = Entry {
             id,

@@ -131,7 +131,14 @@ pub fn configuration(entry: &Entry) -> Vec<(&'static str, String)> {
         ("view", entry.view.clone()),
         ("created", entry.created.clone()),
         ("input", format!("`{}`", entry.source)),
-        ("input sha256", format!("`{}`", entry.source_checksum)),
+        (
+            "input sha256",
+            if entry.source_checksum.is_empty() {
+                "(not recorded)".into()
+            } else {
+                format!("`{}`", entry.source_checksum)
+            },
+        ),
         ("layer", entry.layer.to_string()),
         ("head", entry.head.to_string()),
         (
@@ -239,8 +246,24 @@ pub fn render_csv(notebook: &Notebook, path: &Path) -> Result<Vec<u8>, NotebookE
         "rank",
         "thumbnail",
     ];
+    // A metric named like a configuration column (e.g. `bandwidth`) gets a `metrics.` prefix.
+    let header: Vec<String> = names
+        .iter()
+        .map(|n| {
+            if fixed.contains(n) {
+                format!("metrics.{n}")
+            } else {
+                (*n).to_string()
+            }
+        })
+        .collect();
     writer
-        .write_record(fixed.iter().copied().chain(names.iter().copied()))
+        .write_record(
+            fixed
+                .iter()
+                .copied()
+                .chain(header.iter().map(String::as_str)),
+        )
         .map_err(csv_error)?;
     for (n, (entry, metrics)) in notebook.entries.iter().zip(&flat).enumerate() {
         let mut record = vec![
