@@ -244,6 +244,8 @@ fn notebook_report_lists_entries_in_order_with_images_and_csv_rows() {
     assert!(md.contains("| band_mass |"), "{md}");
     // Pipes in notes survive as Markdown; pipes in table cells are escaped.
     assert!(md.contains("- band mass is **high** | with `b`"));
+    // The note's heading nests under the entry's `##` heading.
+    assert!(md.contains("\n#### Finding\n"), "{md}");
     assert!(out.path().join("thumbnails/entry-3.png").is_file());
     assert_eq!(files.thumbnails.len(), 2);
     let mut reader = csv::Reader::from_path(&files.csv).expect("metrics.csv");

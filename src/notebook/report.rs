@@ -117,11 +117,36 @@ pub fn render_markdown(
         let note = entry.note_markdown.trim();
         if !note.is_empty() {
             md.push_str("**Note**\n\n");
-            md.push_str(note);
+            md.push_str(&demote_headings(note));
             md.push_str("\n\n");
         }
     }
     md
+}
+
+/// Demotes the note's ATX headings by two levels (`#` → `###`, at most `######`) so they nest
+/// under the entry's `##` heading; fenced code is left alone.
+fn demote_headings(note: &str) -> String {
+    let mut in_code = false;
+    let lines: Vec<String> = note
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("```") {
+                in_code = !in_code;
+            }
+            let level = trimmed.chars().take_while(|&c| c == '#').count();
+            let is_heading = (1..=6).contains(&level)
+                && trimmed[level..].chars().next().is_none_or(|c| c == ' ');
+            if !in_code && is_heading {
+                let new_level = (level + 2).min(6);
+                format!("{}{}", "#".repeat(new_level), &trimmed[level..])
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// The configuration rows of an entry (name, value), in report order.
