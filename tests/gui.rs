@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use attnscope::app::jobs::{
-    DecompPanel, HeadSelection, InputSource, JobOutput, JobRequest, Worker,
+    ComputeSettings, DecompPanel, HeadSelection, InputSource, JobOutput, JobRequest, Worker,
 };
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
@@ -158,6 +158,7 @@ fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
             head: head.clone(),
             bandwidth,
             rank: 3,
+            settings: ComputeSettings::default(),
         });
     }
     let mut received = Vec::new();
@@ -174,4 +175,137 @@ fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
         Ok(JobOutput::Decomposed(d)) => assert_eq!(d.decomposition.metrics.bandwidth, 24),
         other => panic!("expected a decomposition, got {other:?}"),
     }
+}
+
+#[test]
+fn gui_token_count_mismatch_shows_in_the_data_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short_tokens.npz");
+    let q = ndarray::Array2::<f32>::from_shape_fn((3, 2), |(i, j)| (i + j) as f32 * 0.1);
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&path).unwrap());
+    for name in ["q", "k", "v"] {
+        npz.add_array(name, &q).unwrap();
+    }
+    npz.finish().unwrap();
+    std::fs::write(
+        dir.path().join("short_tokens.json"),
+        br#"{"tokens": ["a"]}"#,
+    )
+    .unwrap();
+    let mut harness = harness(InputSource::File(path.clone()));
+    wait_idle(&mut harness);
+    assert!(harness.state().results.load_error.is_none());
+    let warning = harness.query_by_label_contains("sidecar has 1 tokens but q has 3");
+    assert!(
+        warning.is_some(),
+        "the mismatch warning is not shown in the data panel"
+    );
+    // A successfully opened file enters the recent list.
+    let recent = &harness.state().recent_files;
+    assert_eq!(recent.len(), 1);
+    assert!(recent[0].ends_with("short_tokens.npz"), "{recent:?}");
+}
+
+#[test]
+fn gui_load_error_is_inline_and_keeps_the_last_good_input() {
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    wait_idle(&mut harness);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.npz");
+    std::fs::write(&bad, b"not a zip").unwrap();
+    harness
+        .state_mut()
+        .apply(Command::Open(InputSource::File(bad)));
+    wait_idle(&mut harness);
+    let state = harness.state();
+    assert!(state.results.load_error.is_some());
+    assert!(
+        state
+            .notifications
+            .iter()
+            .any(|n| n.text.contains("broken.npz"))
+    );
+    assert!(matches!(
+        state.selection.input.as_ref().map(|i| &i.source),
+        Some(InputSource::Sample(name)) if name == "zen"
+    ));
+    assert!(state.results.decomposition.is_some());
+    assert!(harness.query_by_label_contains("Error: ").is_some());
+}
+
+#[test]
+fn gui_e15_long_synthetic_input_shows_pooled_heatmaps() {
+    let mut harness = harness(InputSource::Synthetic {
+        kind: "local".into(),
+        seq_len: 4097,
+        seed: 0,
+    });
+    wait_idle(&mut harness);
+    let state = harness.state();
+    assert!(
+        state.results.decomposition_error.is_none(),
+        "{:?}",
+        state.results.decomposition_error
+    );
+    let pooled = state
+        .results
+        .pooled_decomposition
+        .clone()
+        .expect("above the budget the decomposition is pooled");
+    assert_eq!(pooled.decomposition.full.factor, 2);
+    assert!(
+        harness
+            .query_by_label_contains("pooled 2×2 (block max)")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label_contains("needs the far field's SVD")
+            .is_some()
+    );
+    // Block mean is a display setting: the view recomputes with it.
+    let mut display = harness.state().selection.display;
+    display.pool_mode = attnscope::render::PoolMode::Mean;
+    harness.state_mut().apply(Command::SetDisplay(display));
+    wait_idle(&mut harness);
+    let again = harness
+        .state()
+        .results
+        .pooled_decomposition
+        .clone()
+        .unwrap();
+    assert_eq!(
+        again.decomposition.full.mode,
+        attnscope::render::PoolMode::Mean
+    );
+    assert!(
+        harness
+            .query_by_label_contains("pooled 2×2 (block mean)")
+            .is_some()
+    );
+}
+
+#[test]
+fn gui_cancel_stops_a_long_decomposition_and_keeps_the_view_alive() {
+    let mut harness = harness(InputSource::Synthetic {
+        kind: "local".into(),
+        seq_len: 16385,
+        seed: 0,
+    });
+    // Wait for the load, then for the tiled job to report progress, then cancel.
+    let mut cancelled = false;
+    for _ in 0..MAX_WAIT_FRAMES {
+        harness.step();
+        if harness.state().progress().is_some() {
+            harness.state_mut().apply(Command::Cancel);
+            cancelled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(cancelled, "no progress was reported");
+    wait_idle(&mut harness);
+    let error = harness.state().results.decomposition_error.clone();
+    assert_eq!(error.as_deref(), Some("cancelled by the user"));
+    assert!(harness.state().results.pooled_decomposition.is_none());
 }

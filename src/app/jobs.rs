@@ -14,18 +14,44 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
 use ndarray::Array2;
 
-use crate::analysis::{Decomposition, ErrorMetrics, compare, decompose};
+use crate::analysis::{
+    AnalysisError, Decomposition, ErrorMetrics, PooledDecomposition, TileControl, compare,
+    decompose, pooled_decomposition,
+};
 use crate::attention::{MatrixBudget, MethodId, MethodParams, MethodProperties, compute};
 use crate::data::{self, QkvSet};
 use crate::render::{PoolMode, Pooled, pool};
 
 /// Largest texture side; larger matrices are pooled (E15) and labelled "pooled k×k".
 pub const MAX_TEXTURE_SIDE: usize = 2048;
+
+/// How large results are handled: the C8 budget, the pooling of long inputs and the largest
+/// image side (the renderer's texture limit, at most [`MAX_TEXTURE_SIDE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputeSettings {
+    /// Largest L×L matrix one request may materialise (C8). The decomposition needs six.
+    pub budget: MatrixBudget,
+    /// Block max or block mean for pooled images (E15).
+    pub pool_mode: PoolMode,
+    /// Largest side of a displayed image, in cells.
+    pub max_side: usize,
+}
+
+impl Default for ComputeSettings {
+    fn default() -> Self {
+        Self {
+            budget: MatrixBudget::default(),
+            pool_mode: PoolMode::Max,
+            max_side: MAX_TEXTURE_SIDE,
+        }
+    }
+}
 
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +165,8 @@ pub enum JobRequest {
         bandwidth: usize,
         /// Far-field rank r.
         rank: usize,
+        /// Budget, pooling and image size.
+        settings: ComputeSettings,
     },
     /// Run `method` and compare it with exact attention (C4).
     Method {
@@ -148,6 +176,8 @@ pub enum JobRequest {
         method: MethodId,
         /// Its parameters.
         params: MethodParams,
+        /// Budget, pooling and image size.
+        settings: ComputeSettings,
     },
 }
 
@@ -174,6 +204,20 @@ pub struct DecompositionResult {
     /// The six panels pooled to ≤ [`MAX_TEXTURE_SIDE`], in [`DecompPanel::ALL`] order.
     pub pooled: Vec<Pooled>,
     /// Wall-clock time of the decomposition.
+    pub elapsed_secs: f64,
+}
+
+/// The decomposition of an input too long for the budget (E15): A, near and far field pooled
+/// from row tiles; the SVD parts are missing (see [`PooledDecomposition::notes`]).
+#[derive(Debug)]
+pub struct PooledDecompositionResult {
+    /// Request id (identity for texture caches).
+    pub id: u64,
+    /// The head it was computed on.
+    pub head: HeadSelection,
+    /// Pooled matrices and the metrics that need no SVD.
+    pub decomposition: PooledDecomposition,
+    /// Wall-clock time.
     pub elapsed_secs: f64,
 }
 
@@ -271,6 +315,8 @@ pub enum JobOutput {
     Loaded(Arc<LoadedInput>),
     /// A decomposition finished.
     Decomposed(Arc<DecompositionResult>),
+    /// A decomposition of a very long input finished (pooled, no SVD).
+    PooledDecomposed(Arc<PooledDecompositionResult>),
     /// A method run finished.
     Method(Arc<MethodRun>),
 }
@@ -293,12 +339,24 @@ struct Job {
 
 /// Handle to the background worker thread.
 pub struct Worker {
+    shared: Arc<Shared>,
     jobs: Sender<Job>,
     results: Receiver<JobResult>,
     next_id: u64,
     latest: [u64; Lane::COUNT],
     pending: [bool; Lane::COUNT],
 }
+
+/// State shared between the UI and the worker thread.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set by [`Worker::cancel`]; checked between row tiles; cleared when a job starts.
+    cancel: AtomicBool,
+    /// Progress of the running tiled job as `f32` bits; [`NO_PROGRESS`] when none.
+    progress: AtomicU32,
+}
+
+const NO_PROGRESS: u32 = u32::MAX;
 
 impl Worker {
     /// Spawns the `attnscope-compute` thread. `repaint` is called whenever a result is sent
@@ -309,10 +367,16 @@ impl Worker {
     pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let (job_tx, job_rx) = channel::<Job>();
         let (result_tx, result_rx) = channel::<JobResult>();
+        let shared = Arc::new(Shared {
+            cancel: AtomicBool::new(false),
+            progress: AtomicU32::new(NO_PROGRESS),
+        });
+        let worker_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("attnscope-compute".into())
-            .spawn(move || worker_loop(&job_rx, &result_tx, &repaint))?;
+            .spawn(move || worker_loop(&job_rx, &result_tx, &repaint, &worker_shared))?;
         Ok(Self {
+            shared,
             jobs: job_tx,
             results: result_rx,
             next_id: 1,
@@ -326,6 +390,10 @@ impl Worker {
         let id = self.next_id;
         self.next_id += 1;
         let lane = request.lane();
+        if lane == Lane::Decompose && self.pending[lane.index()] {
+            // A newer decomposition supersedes a long tiled one still running.
+            self.cancel();
+        }
         self.latest[lane.index()] = id;
         self.pending[lane.index()] = true;
         if self.jobs.send(Job { id, request }).is_err() {
@@ -358,9 +426,25 @@ impl Worker {
     pub fn any_busy(&self) -> bool {
         self.pending.iter().any(|&p| p)
     }
+
+    /// Asks the running tiled computation to stop (it ends with a "cancelled" error).
+    pub fn cancel(&self) {
+        self.shared.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Fraction done of the running tiled computation, if one is running.
+    pub fn progress(&self) -> Option<f32> {
+        let bits = self.shared.progress.load(Ordering::Relaxed);
+        (bits != NO_PROGRESS).then(|| f32::from_bits(bits))
+    }
 }
 
-fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn Fn()) {
+fn worker_loop(
+    jobs: &Receiver<Job>,
+    results: &Sender<JobResult>,
+    repaint: &dyn Fn(),
+    shared: &Shared,
+) {
     while let Ok(first) = jobs.recv() {
         // Coalesce: keep only the newest job of each lane.
         let mut newest: [Option<Job>; Lane::COUNT] = [None, None, None];
@@ -377,8 +461,21 @@ fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn 
         for job in newest.into_iter().flatten() {
             let lane = job.request.lane();
             let id = job.id;
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run_job(id, job.request)))
-                .unwrap_or_else(|_| Err("internal error: the computation panicked".to_string()));
+            shared.cancel.store(false, Ordering::Relaxed);
+            let progress = |f: f32| {
+                shared.progress.store(f.to_bits(), Ordering::Relaxed);
+                repaint();
+            };
+            let control = TileControl {
+                cancel: Some(&shared.cancel),
+                progress: Some(&progress),
+            };
+            let outcome =
+                std::panic::catch_unwind(AssertUnwindSafe(|| run_job(id, job.request, control)))
+                    .unwrap_or_else(
+                        |_| Err("internal error: the computation panicked".to_string()),
+                    );
+            shared.progress.store(NO_PROGRESS, Ordering::Relaxed);
             if results.send(JobResult { id, lane, outcome }).is_err() {
                 return;
             }
@@ -387,8 +484,7 @@ fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn 
     }
 }
 
-fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
-    let budget = MatrixBudget::default();
+fn run_job(id: u64, request: JobRequest, control: TileControl<'_>) -> Result<JobOutput, String> {
     match request {
         JobRequest::Load(source) => {
             let set = match &source {
@@ -402,6 +498,7 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             head,
             bandwidth,
             rank,
+            settings,
         } => {
             let start = Instant::now();
             let input = head
@@ -409,15 +506,37 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 .set
                 .head(head.layer, head.head, head.causal, None)
                 .map_err(|e| e.to_string())?;
+            let (lq, lk) = (input.seq_len_q(), input.seq_len_kv());
+            if settings.budget.check(lq, lk.saturating_mul(6)).is_err() {
+                let decomposition = pooled_decomposition(
+                    &input,
+                    bandwidth,
+                    settings.max_side,
+                    settings.pool_mode,
+                    control,
+                )
+                .map_err(|e| match e {
+                    AnalysisError::Cancelled => "cancelled by the user".to_string(),
+                    other => other.to_string(),
+                })?;
+                return Ok(JobOutput::PooledDecomposed(Arc::new(
+                    PooledDecompositionResult {
+                        id,
+                        head,
+                        decomposition,
+                        elapsed_secs: start.elapsed().as_secs_f64(),
+                    },
+                )));
+            }
             let decomposition =
-                decompose(&input, bandwidth, rank, budget).map_err(|e| e.to_string())?;
+                decompose(&input, bandwidth, rank, settings.budget).map_err(|e| e.to_string())?;
             let pooled = DecompPanel::ALL
                 .iter()
                 .map(|p| {
                     pool(
                         p.matrix(&decomposition).view(),
-                        MAX_TEXTURE_SIDE,
-                        PoolMode::Max,
+                        settings.max_side,
+                        settings.pool_mode,
                     )
                 })
                 .collect();
@@ -433,7 +552,9 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             head,
             method,
             params,
+            settings,
         } => {
+            let budget = settings.budget;
             let input = head
                 .input
                 .set
@@ -457,7 +578,7 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             };
             let pool_opt = |m: &Option<Array2<f32>>| {
                 m.as_ref()
-                    .map(|m| pool(m.view(), MAX_TEXTURE_SIDE, PoolMode::Max))
+                    .map(|m| pool(m.view(), settings.max_side, settings.pool_mode))
             };
             let pooled = [
                 pool_opt(&exact.matrix),

@@ -11,21 +11,39 @@
 //! * Views are listed in [`View`]; later views (Combiner routing, spectrum, sweeps, notebook)
 //!   add a variant, a file in `views/`, and (if they compute) a lane in [`jobs`].
 
+pub mod export;
 pub mod heatmap_view;
 pub mod jobs;
 pub mod views;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use eframe::egui;
 
 use crate::attention::{MethodId, MethodParams};
+use export::ExportWhat;
 use heatmap_view::{DisplaySettings, TextureCache};
 use jobs::{
-    DecompositionResult, HeadSelection, InputSource, JobOutput, JobRequest, Lane, LoadedInput,
-    MethodRun, Worker,
+    ComputeSettings, DecompositionResult, HeadSelection, InputSource, JobOutput, JobRequest, Lane,
+    LoadedInput, MAX_TEXTURE_SIDE, MethodRun, PooledDecompositionResult, Worker,
 };
+
+/// Number of recent files kept (persisted with eframe's storage).
+pub const MAX_RECENT_FILES: usize = 10;
+
+/// eframe storage key of [`Persisted`].
+const STORAGE_KEY: &str = "attnscope_settings";
+
+/// What survives a restart (eframe persistence).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Persisted {
+    /// Most recently opened files, newest first.
+    pub recent_files: Vec<PathBuf>,
+    /// The C8 budget in MiB (0 = default).
+    pub budget_mib: usize,
+}
 
 /// The sample opened at start when no file is given.
 pub const DEFAULT_SAMPLE: &str = "zen";
@@ -51,7 +69,16 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
     eframe::run_native(
         "attnscope",
         options,
-        Box::new(move |cc| Ok(Box::new(AttnScopeApp::new(&cc.egui_ctx, source)?))),
+        Box::new(move |cc| {
+            let mut app = AttnScopeApp::new(&cc.egui_ctx, source)?;
+            if let Some(persisted) = cc
+                .storage
+                .and_then(|s| eframe::get_value::<Persisted>(s, STORAGE_KEY))
+            {
+                app.restore(persisted);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the attnscope window: {e}"))
 }
@@ -97,6 +124,10 @@ pub struct Selection {
     pub params: MethodParams,
     /// Colour settings of every heatmap.
     pub display: DisplaySettings,
+    /// The C8 budget for one L×L matrix, MiB (default 256). Above it views show pooled images.
+    pub budget_mib: usize,
+    /// Nearest-neighbour upscaling of exported PNGs (1 = one pixel per cell).
+    pub png_upscale: usize,
 }
 
 impl Default for Selection {
@@ -109,9 +140,14 @@ impl Default for Selection {
             method: MethodId::Fmm,
             params: MethodParams::default(),
             display: DisplaySettings::default(),
+            budget_mib: DEFAULT_BUDGET_MIB,
+            png_upscale: 1,
         }
     }
 }
+
+/// Default C8 budget, MiB.
+pub const DEFAULT_BUDGET_MIB: usize = 256;
 
 impl Selection {
     /// The current head, if an input is loaded.
@@ -122,6 +158,13 @@ impl Selection {
             head: self.head,
             causal: self.causal,
         })
+    }
+
+    /// The C8 budget in bytes.
+    pub fn budget(&self) -> crate::attention::MatrixBudget {
+        crate::attention::MatrixBudget {
+            bytes: self.budget_mib.max(1).saturating_mul(1024 * 1024),
+        }
     }
 
     /// Largest useful rank: min(Lq, Lk) of the loaded input (1 when nothing is loaded).
@@ -161,6 +204,18 @@ pub enum Command {
     ShowView(View),
     /// Dismiss a notification.
     DismissNotification(usize),
+    /// Set the C8 budget, MiB.
+    SetBudgetMib(usize),
+    /// Nearest-neighbour upscaling of exported PNGs.
+    SetPngUpscale(usize),
+    /// Stop the running tiled computation.
+    Cancel,
+    /// Save something (a save dialog on its own thread, then the file written there).
+    Export(ExportWhat),
+    /// An export finished: the message for the notification (`Ok` = the path written).
+    ExportDone(Result<String, String>),
+    /// Forget the recent files list.
+    ClearRecent,
 }
 
 /// A notification (toast) shown in the corner until dismissed or timed out.
@@ -179,6 +234,8 @@ const NOTIFICATION_SECS: f64 = 8.0;
 pub struct Results {
     /// Last good decomposition.
     pub decomposition: Option<Arc<DecompositionResult>>,
+    /// Last good pooled decomposition of a very long input (replaces `decomposition`).
+    pub pooled_decomposition: Option<Arc<PooledDecompositionResult>>,
     /// Error of the latest decomposition request, if it failed.
     pub decomposition_error: Option<String>,
     /// Last good method run.
@@ -199,6 +256,10 @@ pub struct AttnScopeApp {
     pub results: Results,
     /// Notifications.
     pub notifications: Vec<Notification>,
+    /// Recently opened files, newest first (persisted).
+    pub recent_files: Vec<PathBuf>,
+    /// Largest displayed image side: the renderer's texture limit, at most 2048.
+    pub max_side: usize,
     worker: Worker,
     textures: TextureCache,
     views: views::ViewStates,
@@ -219,11 +280,19 @@ impl AttnScopeApp {
         let repaint_ctx = ctx.clone();
         let worker = Worker::spawn(move || repaint_ctx.request_repaint())?;
         let (commands_tx, commands_rx) = channel();
+        let max_texture_side = ctx.input(|i| i.max_texture_side);
+        let max_side = if max_texture_side == 0 {
+            MAX_TEXTURE_SIDE
+        } else {
+            max_texture_side.min(MAX_TEXTURE_SIDE)
+        };
         let mut app = Self {
             selection: Selection::default(),
             view: View::Decomposition,
             results: Results::default(),
             notifications: Vec::new(),
+            recent_files: Vec::new(),
+            max_side,
             worker,
             textures: TextureCache::default(),
             views: views::ViewStates::default(),
@@ -236,6 +305,37 @@ impl AttnScopeApp {
         };
         app.apply(Command::Open(source));
         Ok(app)
+    }
+
+    /// Restores persisted settings (recent files, budget).
+    pub fn restore(&mut self, persisted: Persisted) {
+        self.recent_files = persisted.recent_files;
+        self.recent_files.truncate(MAX_RECENT_FILES);
+        if persisted.budget_mib > 0 {
+            self.selection.budget_mib = persisted.budget_mib;
+        }
+    }
+
+    /// The settings that survive a restart.
+    pub fn persisted(&self) -> Persisted {
+        Persisted {
+            recent_files: self.recent_files.clone(),
+            budget_mib: self.selection.budget_mib,
+        }
+    }
+
+    /// Progress of the running tiled computation (very long inputs), if any.
+    pub fn progress(&self) -> Option<f32> {
+        self.worker.progress()
+    }
+
+    /// The budget, pooling and image size every job uses.
+    pub fn compute_settings(&self) -> ComputeSettings {
+        ComputeSettings {
+            budget: self.selection.budget(),
+            pool_mode: self.selection.display.pool_mode,
+            max_side: self.max_side,
+        }
     }
 
     /// Whether any background job is queued or running.
@@ -296,7 +396,23 @@ impl AttnScopeApp {
                 self.fit_once = true;
                 self.dirty_method = true;
             }
-            Command::SetDisplay(display) => sel.display = display,
+            Command::SetDisplay(display) => {
+                let repool = display.pool_mode != sel.display.pool_mode;
+                sel.display = display;
+                if repool {
+                    self.mark_dirty();
+                }
+            }
+            Command::SetBudgetMib(mib) => {
+                sel.budget_mib = mib.max(1);
+                self.mark_dirty();
+            }
+            Command::SetPngUpscale(up) => sel.png_upscale = up.clamp(1, 16),
+            Command::Cancel => self.worker.cancel(),
+            Command::Export(what) => self.export(what),
+            Command::ExportDone(Ok(path)) => self.notify(format!("Saved {path}")),
+            Command::ExportDone(Err(e)) => self.notify(format!("Export failed: {e}")),
+            Command::ClearRecent => self.recent_files.clear(),
             Command::ShowView(view) => self.view = view,
             Command::DismissNotification(index) => {
                 if index < self.notifications.len() {
@@ -356,6 +472,12 @@ impl AttnScopeApp {
                 (_, Ok(JobOutput::Loaded(input))) => self.on_loaded(input),
                 (_, Ok(JobOutput::Decomposed(d))) => {
                     self.results.decomposition = Some(d);
+                    self.results.pooled_decomposition = None;
+                    self.results.decomposition_error = None;
+                }
+                (_, Ok(JobOutput::PooledDecomposed(d))) => {
+                    self.results.pooled_decomposition = Some(d);
+                    self.results.decomposition = None;
                     self.results.decomposition_error = None;
                 }
                 (_, Ok(JobOutput::Method(run))) => {
@@ -384,6 +506,7 @@ impl AttnScopeApp {
         self.submit_needed();
         let live: Vec<u64> = [
             self.results.decomposition.as_ref().map(|d| d.id),
+            self.results.pooled_decomposition.as_ref().map(|d| d.id),
             self.results.method.as_ref().map(|m| m.id),
         ]
         .into_iter()
@@ -404,6 +527,12 @@ impl AttnScopeApp {
         let max_rank = set.seq_len_q().min(set.seq_len_kv()).max(1);
         sel.params.rank = sel.params.rank.clamp(1, max_rank);
         self.results.load_error = None;
+        if let InputSource::File(path) = &input.source {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            self.recent_files.retain(|p| p != &path);
+            self.recent_files.insert(0, path);
+            self.recent_files.truncate(MAX_RECENT_FILES);
+        }
         for warning in set.warnings.iter().take(3) {
             let text = format!("{}: {warning}", set.source);
             self.notifications.push(Notification {
@@ -425,6 +554,7 @@ impl AttnScopeApp {
                 head: head.clone(),
                 bandwidth: self.selection.params.bandwidth,
                 rank: self.selection.params.rank,
+                settings: self.compute_settings(),
             });
         }
         if self.dirty_method && self.view == View::Methods {
@@ -435,6 +565,7 @@ impl AttnScopeApp {
                 head,
                 method: self.selection.method,
                 params,
+                settings: self.compute_settings(),
             });
         }
     }
@@ -446,7 +577,28 @@ impl AttnScopeApp {
                     commands.push(Command::PickFile);
                     ui.close();
                 }
+                ui.menu_button("Open recent", |ui| {
+                    if self.recent_files.is_empty() {
+                        ui.weak("No recent files.");
+                    }
+                    for path in &self.recent_files {
+                        if ui.button(path.display().to_string()).clicked() {
+                            commands.push(Command::Open(InputSource::File(path.clone())));
+                            ui.close();
+                        }
+                    }
+                    if !self.recent_files.is_empty() {
+                        ui.separator();
+                        if ui.button("Clear list").clicked() {
+                            commands.push(Command::ClearRecent);
+                            ui.close();
+                        }
+                    }
+                });
+                ui.separator();
+                ui.weak("Or drop a file onto the window.");
             });
+            ui.menu_button("Settings", |ui| self.settings_ui(ui, commands));
             ui.separator();
             for &view in View::ALL {
                 if ui
@@ -459,9 +611,100 @@ impl AttnScopeApp {
             ui.separator();
             if self.is_busy() {
                 ui.spinner();
-                ui.weak("computing…");
+                match self.progress() {
+                    Some(p) => {
+                        ui.add(
+                            egui::ProgressBar::new(p)
+                                .desired_width(160.0)
+                                .show_percentage(),
+                        );
+                        if ui.button("Cancel").clicked() {
+                            commands.push(Command::Cancel);
+                        }
+                    }
+                    None => {
+                        ui.weak("computing…");
+                    }
+                }
             }
         });
+    }
+
+    fn settings_ui(&self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        let sel = &self.selection;
+        let mut mib = sel.budget_mib;
+        ui.horizontal(|ui| {
+            ui.label("matrix budget (C8)");
+            if ui
+                .add(
+                    egui::DragValue::new(&mut mib)
+                        .range(1..=65536)
+                        .suffix(" MiB"),
+                )
+                .on_hover_text(
+                    "Largest L×L matrix one request may materialise (the decomposition needs \
+                     six). Above it, A and its near/far fields are computed in row tiles and \
+                     shown pooled.",
+                )
+                .changed()
+            {
+                commands.push(Command::SetBudgetMib(mib));
+            }
+        });
+        let mut display = sel.display;
+        ui.horizontal(|ui| {
+            ui.label("pooling of large matrices");
+            ui.selectable_value(
+                &mut display.pool_mode,
+                crate::render::PoolMode::Max,
+                "block max",
+            );
+            ui.selectable_value(
+                &mut display.pool_mode,
+                crate::render::PoolMode::Mean,
+                "block mean",
+            );
+        });
+        if display != sel.display {
+            commands.push(Command::SetDisplay(display));
+        }
+        let mut up = sel.png_upscale;
+        ui.horizontal(|ui| {
+            ui.label("PNG export upscale");
+            if ui
+                .add(egui::DragValue::new(&mut up).range(1..=16).suffix("×"))
+                .changed()
+            {
+                commands.push(Command::SetPngUpscale(up));
+            }
+        });
+        ui.weak(format!("largest image side: {} cells", self.max_side));
+    }
+
+    /// Opens dropped files (the first with a path; several are reported).
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if dropped.is_empty() {
+            return;
+        }
+        let paths: Vec<PathBuf> = dropped
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        match paths.first() {
+            Some(path) => {
+                if paths.len() > 1 {
+                    self.notify(format!(
+                        "{} files dropped; opening {} (drop a directory to load a q/k/v triplet)",
+                        paths.len(),
+                        path.display()
+                    ));
+                }
+                self.apply(Command::Open(InputSource::File(path.clone())));
+            }
+            None => self.notify("The dropped item has no file path.".into()),
+        }
     }
 
     fn notifications_ui(&self, ctx: &egui::Context, commands: &mut Vec<Command>) {
@@ -492,7 +735,22 @@ impl eframe::App for AttnScopeApp {
         self.poll_jobs();
     }
 
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STORAGE_KEY, &self.persisted());
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.handle_dropped_files(&ctx);
+        if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
+            egui::Area::new(egui::Id::unique("drop_hint"))
+                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+                .show(&ctx, |ui| {
+                    egui::Frame::popup(ui.style()).show(ui, |ui| {
+                        ui.heading("Drop to open (.npz, .npy, .safetensors, .csv)");
+                    });
+                });
+        }
         let mut commands = Vec::new();
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut commands));
         egui::Panel::left("data_panel")
@@ -527,6 +785,7 @@ impl eframe::App for AttnScopeApp {
                 &self.selection,
                 &self.results,
                 self.worker.is_busy(Lane::Decompose),
+                self.worker.progress(),
                 &mut self.textures,
                 &mut commands,
             ),
@@ -539,7 +798,6 @@ impl eframe::App for AttnScopeApp {
                 &mut commands,
             ),
         });
-        let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);
         for command in commands {
             self.apply(command);

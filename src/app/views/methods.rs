@@ -4,7 +4,9 @@
 use eframe::egui;
 
 use super::decomposition::{HeadTokens, display_controls_ui};
+use super::decomposition::{action_command, export_row_ui};
 use super::error_label;
+use crate::app::View;
 use crate::app::heatmap_view::{HeatmapArgs, TextureCache, TextureKey, colorbar_ui, heatmap_ui};
 use crate::app::jobs::MethodRun;
 use crate::app::{Command, Results, Selection};
@@ -67,12 +69,15 @@ pub fn ui(
         }
         return;
     };
+    export_row_ui(ui, View::Methods, commands);
     // Measured outside the scroll area: inside it, the width is last frame's content width.
     let width = ui.available_width();
     egui::ScrollArea::vertical()
         .id_salt("methods_grid")
         .auto_shrink(false)
-        .show(ui, |ui| heatmaps_ui(ui, sel, run, textures, width));
+        .show(ui, |ui| {
+            heatmaps_ui(ui, sel, run, textures, width, commands)
+        });
 }
 
 fn params_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>) {
@@ -215,6 +220,7 @@ fn heatmaps_ui(
     run: &MethodRun,
     textures: &mut TextureCache,
     width: f32,
+    commands: &mut Vec<Command>,
 ) {
     let (Some(exact), [Some(pa), Some(pb), Some(pe)]) = (&run.exact, &run.pooled) else {
         ui.weak("The matrices are not materialised (C8 budget); see the notes.");
@@ -255,11 +261,12 @@ fn heatmaps_ui(
             ui.allocate_ui(egui::vec2(cell, cell + 24.0), |ui| {
                 ui.vertical(|ui| {
                     ui.set_width(cell);
-                    heatmap_ui(
+                    let action = heatmap_ui(
                         ui,
                         &HeatmapArgs {
                             title,
-                            matrix,
+                            matrix: Some(matrix),
+                            dim: matrix.dim(),
                             pooled,
                             texture: &texture,
                             tokens: &tokens,
@@ -267,6 +274,9 @@ fn heatmaps_ui(
                             height: cell,
                         },
                     );
+                    if let Some(action) = action {
+                        commands.push(action_command(View::Methods, panel, action));
+                    }
                 });
             });
         }
