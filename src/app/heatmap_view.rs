@@ -165,14 +165,14 @@ pub enum HeatmapAction {
 pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) -> Option<HeatmapAction> {
     let (rows, cols) = args.dim;
     let mut action = None;
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.strong(args.title);
         ui.weak(format!("{rows}×{cols}"));
         if let Some(label) = args.pooled.label() {
             ui.weak(label);
         }
         if ui
-            .small_button("⬇")
+            .small_button("PNG")
             .on_hover_text("Save this heatmap as PNG (right-click for more)")
             .clicked()
         {

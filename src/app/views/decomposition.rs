@@ -59,7 +59,7 @@ pub fn export_row_ui(ui: &mut egui::Ui, view: View, commands: &mut Vec<Command>)
         if ui.button("metrics (CSV)…").clicked() {
             commands.push(Command::Export(ExportWhat::MetricsCsv(view)));
         }
-        ui.weak("PNG: ⬇ or right-click on a heatmap");
+        ui.weak("PNG: the PNG button or right-click on a heatmap");
     });
 }
 
@@ -195,7 +195,7 @@ fn pooled_grid_ui(
     ] {
         ui.weak(format!(
             "{}: needs the far field's SVD on the full {}×{} matrix — not available above the \
-             budget (Settings → matrix budget).",
+             budget (Settings > matrix budget).",
             panel.title(),
             d.seq_len_q,
             d.seq_len_kv
