@@ -411,10 +411,11 @@ impl AttnScopeApp {
                 shown_at_secs: self.ctx.input(|i| i.time),
             });
         }
-        self.ctx.send_viewport_cmd(egui::ViewportCommand::Title(format!(
-            "attnscope — {}",
-            input.set.source
-        )));
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "attnscope — {}",
+                input.set.source
+            )));
         self.selection.input = Some(input);
         self.mark_dirty();
     }
