@@ -1,1 +1,585 @@
-fn main() {}
+//! Kernel benchmarks in one run (harness = false): dense attention against a plain faer SGEMM of
+//! the same shapes, the linear-cost kernels with fitted log-log slopes, and the interactive
+//! recompute path of the Decomposition view.
+//!
+//! ```text
+//! cargo bench --bench kernels                      # everything (~3 min on 2 cores)
+//! cargo bench --bench kernels -- dense             # groups: dense, linear-cost, interactive
+//! ATTNSCOPE_BENCH_OUT=/tmp/k.csv cargo bench --bench kernels -- interactive
+//! ATTNSCOPE_BENCH_QUICK=1 …                        # fewer repeats, smaller sizes (smoke)
+//! ```
+//!
+//! Writes a CSV (one row per point; a `# machine:` comment line first) and a JSON summary
+//! (machine, slopes, dense/SGEMM ratios) next to it; prints a table. FLOPs counted:
+//! `4·Lq·Lk·d` for attention (`QKᵀ` and `PV`, halved for causal is *not* applied, so causal
+//! GFLOP/s compare against the same dense count), `2·M·N·K` for SGEMM.
+//!
+//! Columns: `source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops`.
+//! `scripts/bench_numpy.py` writes the same columns.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use attnscope::analysis::decompose::decompose_matrix;
+use attnscope::analysis::svd::thin_svd;
+use attnscope::attention::band::{band_attention, band_part};
+use attnscope::attention::dense::full_attention;
+use attnscope::attention::fmm::fmm_attention;
+use attnscope::attention::linear::linear_attention;
+use attnscope::attention::{FeatureMap, HeadInput, MatrixBudget, MethodParams, Normalization};
+use attnscope::with_faer;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+const HEAD_DIM: usize = 64;
+
+struct Row {
+    source: &'static str,
+    kernel: &'static str,
+    variant: String,
+    causal: bool,
+    seq_len: usize,
+    threads: usize,
+    repeats: usize,
+    median_ms: f64,
+    min_ms: f64,
+    flops: f64,
+}
+
+impl Row {
+    fn gflops(&self) -> f64 {
+        if self.flops > 0.0 {
+            self.flops / (self.median_ms * 1e-3) / 1e9
+        } else {
+            f64::NAN
+        }
+    }
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.0},{:.2}",
+            self.source,
+            self.kernel,
+            self.variant,
+            self.causal,
+            self.seq_len,
+            HEAD_DIM,
+            self.threads,
+            self.repeats,
+            self.median_ms,
+            self.min_ms,
+            self.flops,
+            self.gflops()
+        )
+    }
+}
+
+struct Timing {
+    repeats: usize,
+    median_ms: f64,
+    min_ms: f64,
+}
+
+/// One warm-up call, then repeats until `budget` is spent (at least `min_reps`, at most 30).
+fn time<T>(budget: Duration, min_reps: usize, mut f: impl FnMut() -> T) -> Timing {
+    std::hint::black_box(f());
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < min_reps || (start.elapsed() < budget && samples.len() < 30) {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    Timing {
+        repeats: samples.len(),
+        median_ms: samples[samples.len() / 2],
+        min_ms: samples[0],
+    }
+}
+
+fn randn(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
+    Array2::from_shape_simple_fn((rows, cols), || StandardNormal.sample(rng))
+}
+
+fn qkv(l: usize, seed: u64) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (
+        randn(l, HEAD_DIM, &mut rng),
+        randn(l, HEAD_DIM, &mut rng),
+        randn(l, HEAD_DIM, &mut rng),
+    )
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
+}
+
+fn machine() -> (String, usize) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let simd = format!("{:?}", attnscope::attention::simd::Isa::detected());
+    (
+        format!("{model}; {threads} hardware threads; kernel SIMD level {simd}"),
+        threads,
+    )
+}
+
+/// Least-squares slope of log(time) against log(L).
+fn slope(points: &[(usize, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let xs: Vec<f64> = points.iter().map(|p| (p.0 as f64).ln()).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1.ln()).collect();
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let cov: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let var: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    cov / var
+}
+
+struct Config {
+    quick: bool,
+    budget: Duration,
+    thread_counts: Vec<usize>,
+}
+
+fn bench_dense(cfg: &Config, rows: &mut Vec<Row>) {
+    let lens: &[usize] = if cfg.quick {
+        &[512, 1024]
+    } else {
+        &[512, 1024, 2048, 4096, 8192]
+    };
+    for &l in lens {
+        let (q, k, v) = qkv(l, l as u64);
+        for &threads in &cfg.thread_counts {
+            let pool = pool(threads);
+            // Plain SGEMM of the same shapes: [L, d]·[d, L].
+            let a = Mat::<f32>::from_fn(l, HEAD_DIM, |i, j| q[[i, j]]);
+            let b = Mat::<f32>::from_fn(HEAD_DIM, l, |i, j| k[[j, i]]);
+            let mut c = Mat::<f32>::zeros(l, l);
+            let t = pool.install(|| {
+                time(cfg.budget, 3, || {
+                    with_faer(|| {
+                        matmul(
+                            c.as_mut(),
+                            Accum::Replace,
+                            a.as_ref(),
+                            b.as_ref(),
+                            1.0,
+                            Par::rayon(threads),
+                        )
+                    })
+                })
+            });
+            push(
+                rows,
+                "faer",
+                "sgemm",
+                format!("{l}x{HEAD_DIM}x{l}"),
+                false,
+                l,
+                threads,
+                t,
+                2.0 * (l * l * HEAD_DIM) as f64,
+            );
+            drop(c);
+            for causal in [false, true] {
+                let head =
+                    HeadInput::new(q.view(), k.view(), v.view(), None, causal).expect("shapes");
+                let t = pool.install(|| {
+                    time(cfg.budget, 3, || {
+                        full_attention(&head, false, MatrixBudget::default())
+                    })
+                });
+                push(
+                    rows,
+                    "attnscope",
+                    "full",
+                    String::new(),
+                    causal,
+                    l,
+                    threads,
+                    t,
+                    4.0 * (l * l * HEAD_DIM) as f64,
+                );
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push(
+    rows: &mut Vec<Row>,
+    source: &'static str,
+    kernel: &'static str,
+    variant: String,
+    causal: bool,
+    seq_len: usize,
+    threads: usize,
+    t: Timing,
+    flops: f64,
+) {
+    let row = Row {
+        source,
+        kernel,
+        variant,
+        causal,
+        seq_len,
+        threads,
+        repeats: t.repeats,
+        median_ms: t.median_ms,
+        min_ms: t.min_ms,
+        flops,
+    };
+    eprintln!(
+        "{:<10} {:<12} {:<14} causal={:<5} L={:<6} t={} {:>10.3} ms (min {:.3}, n={}) {:>8.1} GFLOP/s",
+        row.source,
+        row.kernel,
+        row.variant,
+        row.causal,
+        row.seq_len,
+        row.threads,
+        row.median_ms,
+        row.min_ms,
+        row.repeats,
+        row.gflops()
+    );
+    rows.push(row);
+}
+
+fn bench_linear_cost(cfg: &Config, rows: &mut Vec<Row>) {
+    let lens: &[usize] = if cfg.quick {
+        &[1024, 4096]
+    } else {
+        &[1024, 4096, 16384, 65536]
+    };
+    let threads = *cfg.thread_counts.iter().max().unwrap_or(&1);
+    let pool = pool(threads);
+    let fmm_params = MethodParams::default();
+    for &l in lens {
+        let (q, k, v) = qkv(l, 7 + l as u64);
+        let head = HeadInput::new(q.view(), k.view(), v.view(), None, false).expect("shapes");
+        let min_reps = if l >= 65536 { 2 } else { 3 };
+        for bw in [4_usize, 64] {
+            let t = pool.install(|| time(cfg.budget, min_reps, || band_attention(&head, bw)));
+            let flops = 4.0 * (l * (2 * bw + 1) * HEAD_DIM) as f64;
+            push(
+                rows,
+                "attnscope",
+                "band",
+                format!("bw{bw}"),
+                false,
+                l,
+                threads,
+                t,
+                flops,
+            );
+        }
+        let t = pool.install(|| {
+            time(cfg.budget, min_reps, || {
+                linear_attention(&head, FeatureMap::Elu, Normalization::Row)
+            })
+        });
+        let flops = 4.0 * (l * HEAD_DIM * HEAD_DIM) as f64;
+        push(
+            rows,
+            "attnscope",
+            "linear",
+            "elu-row".into(),
+            false,
+            l,
+            threads,
+            t,
+            flops,
+        );
+        let t = pool.install(|| time(cfg.budget, min_reps, || fmm_attention(&head, &fmm_params)));
+        push(
+            rows,
+            "attnscope",
+            "fmm",
+            "bw4-elu".into(),
+            false,
+            l,
+            threads,
+            t,
+            0.0,
+        );
+    }
+}
+
+/// Rank-`rank` truncated SVD of `a` by randomized range finding (Halko, Martinsson & Tropp,
+/// SIAM Review 2011, Alg. 4.4 with `power` subspace iterations): f32 faer matmuls and QR, then
+/// a small SVD. Returns `U_r Σ_r V_rᵀ`.
+fn randomized_truncated_svd(a: &Array2<f32>, rank: usize, power: usize, seed: u64) -> Mat<f32> {
+    let (m, n) = a.dim();
+    let p = (rank + 8).min(m.min(n));
+    let data = a.as_slice().expect("standard layout");
+    let am = MatRef::from_row_major_slice(data, m, n);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let omega = Mat::<f32>::from_fn(n, p, |_, _| StandardNormal.sample(&mut rng));
+    with_faer(|| {
+        let mut y = Mat::<f32>::zeros(m, p);
+        matmul(
+            y.as_mut(),
+            Accum::Replace,
+            am,
+            omega.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        let mut z = Mat::<f32>::zeros(n, p);
+        for _ in 0..power {
+            let qy = y.qr().compute_thin_Q();
+            matmul(
+                z.as_mut(),
+                Accum::Replace,
+                am.transpose(),
+                qy.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+            let qz = z.qr().compute_thin_Q();
+            matmul(y.as_mut(), Accum::Replace, am, qz.as_ref(), 1.0, Par::Seq);
+        }
+        let qm = y.qr().compute_thin_Q(); // [m, p]
+        let mut bt = Mat::<f32>::zeros(n, p); // Bᵀ = Aᵀ Q
+        matmul(
+            bt.as_mut(),
+            Accum::Replace,
+            am.transpose(),
+            qm.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        let svd = bt.thin_svd().expect("small SVD converges"); // Bᵀ = W S Xᵀ → B = X S Wᵀ
+        let r = rank.min(p);
+        let (w, s, x) = (svd.U(), svd.S().column_vector(), svd.V());
+        let left = Mat::<f32>::from_fn(m, r, |i, t| {
+            (0..p).map(|c| qm[(i, c)] * x[(c, t)]).sum::<f32>() * s[t]
+        });
+        let mut out = Mat::<f32>::zeros(m, n);
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            left.as_ref(),
+            w.subcols(0, r).transpose(),
+            1.0,
+            Par::Seq,
+        );
+        out
+    })
+}
+
+fn bench_interactive(cfg: &Config, rows: &mut Vec<Row>) {
+    let (bandwidth, rank) = (4_usize, 8_usize);
+    let threads = *cfg.thread_counts.iter().max().unwrap_or(&1);
+    let pool = pool(threads);
+    for l in [512_usize, 2048] {
+        let (q, k, v) = qkv(l, 11 + l as u64);
+        let head = HeadInput::new(q.view(), k.view(), v.view(), None, false).expect("shapes");
+        let budget = MatrixBudget::default();
+        let full = || full_attention(&head, true, budget).expect("within budget");
+        let (exact_out, a) = full();
+        let a = a.expect("matrix requested");
+        let near = band_part(&a, bandwidth, false);
+        let far = &a - &near;
+        let svd_budget = if l > 1024 {
+            Duration::from_millis(1)
+        } else {
+            cfg.budget
+        };
+        let mut stage = |name: &str, t: Timing| {
+            push(
+                rows,
+                "attnscope",
+                "interactive",
+                name.to_string(),
+                false,
+                l,
+                threads,
+                t,
+                0.0,
+            )
+        };
+        stage("full-matrix", pool.install(|| time(cfg.budget, 3, full)));
+        stage(
+            "band-part",
+            pool.install(|| time(cfg.budget, 3, || band_part(&a, bandwidth, false))),
+        );
+        stage("far", pool.install(|| time(cfg.budget, 3, || &a - &near)));
+        stage(
+            "svd-thin-f64",
+            pool.install(|| {
+                time(svd_budget, 1, || {
+                    thin_svd(&far).map(|s| s.reconstruct(rank))
+                })
+            }),
+        );
+        stage(
+            "svd-randomized-f32",
+            pool.install(|| time(cfg.budget, 3, || randomized_truncated_svd(&far, rank, 2, 1))),
+        );
+        stage(
+            "decompose-total",
+            pool.install(|| {
+                time(svd_budget, 1, || {
+                    let (o, a) = full();
+                    decompose_matrix(a.expect("matrix"), &o, &head, bandwidth, rank)
+                })
+            }),
+        );
+        stage(
+            "total-randomized",
+            pool.install(|| {
+                time(cfg.budget, 3, || {
+                    let (_, a) = full();
+                    let a = a.expect("matrix");
+                    let near = band_part(&a, bandwidth, false);
+                    let far = &a - &near;
+                    let far_r = randomized_truncated_svd(&far, rank, 2, 1);
+                    let recon =
+                        Array2::from_shape_fn(a.dim(), |(i, j)| near[[i, j]] + far_r[(i, j)]);
+                    let err = &recon - &a;
+                    (far, recon, err)
+                })
+            }),
+        );
+        drop(exact_out);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |group: &str| args.is_empty() || args.iter().any(|a| group.contains(a.as_str()));
+    let quick = std::env::var_os("ATTNSCOPE_BENCH_QUICK").is_some();
+    let out_path =
+        std::env::var("ATTNSCOPE_BENCH_OUT").unwrap_or_else(|_| "target/bench/kernels.csv".into());
+    let (machine, hw_threads) = machine();
+    let mut thread_counts = vec![1];
+    if hw_threads >= 2 {
+        thread_counts.push(2);
+    }
+    let cfg = Config {
+        quick,
+        budget: Duration::from_millis(if quick { 100 } else { 600 }),
+        thread_counts,
+    };
+    eprintln!("machine: {machine}");
+    let mut rows = Vec::new();
+    if want("dense") {
+        bench_dense(&cfg, &mut rows);
+    }
+    if want("linear-cost band linear fmm") {
+        bench_linear_cost(&cfg, &mut rows);
+    }
+    if want("interactive") {
+        bench_interactive(&cfg, &mut rows);
+    }
+
+    // Summary: slopes and dense/SGEMM ratios.
+    let mut summary = String::new();
+    let mut slopes = serde_json::Map::new();
+    let series: Vec<(&str, &str, bool, usize)> = rows
+        .iter()
+        .filter(|r| r.kernel != "interactive")
+        .map(|r| (r.kernel, r.variant.as_str(), r.causal, r.threads))
+        .fold(Vec::new(), |mut acc, key| {
+            if !acc.contains(&key) {
+                acc.push(key);
+            }
+            acc
+        });
+    for (kernel, variant, causal, threads) in series {
+        let pts: Vec<(usize, f64)> = rows
+            .iter()
+            .filter(|r| {
+                r.kernel == kernel
+                    && r.variant == variant
+                    && r.causal == causal
+                    && r.threads == threads
+            })
+            .filter(|r| kernel == "sgemm" || r.seq_len >= 1024)
+            .map(|r| (r.seq_len, r.median_ms))
+            .collect();
+        if pts.len() >= 2 && kernel != "sgemm" {
+            let s = slope(&pts);
+            let key = format!(
+                "{kernel}{}{} causal={causal} threads={threads}",
+                if variant.is_empty() { "" } else { "/" },
+                variant
+            );
+            let _ = writeln!(
+                summary,
+                "slope {key}: {s:.3} (L = {}..{})",
+                pts[0].0,
+                pts[pts.len() - 1].0
+            );
+            slopes.insert(key, serde_json::json!(s));
+        }
+    }
+    let mut ratios = Vec::new();
+    for r in rows.iter().filter(|r| r.kernel == "full") {
+        if let Some(g) = rows
+            .iter()
+            .find(|g| g.kernel == "sgemm" && g.seq_len == r.seq_len && g.threads == r.threads)
+        {
+            let ratio = r.gflops() / g.gflops();
+            let _ = writeln!(
+                summary,
+                "dense/sgemm L={} causal={} threads={}: {:.1} / {:.1} GFLOP/s = {:.2}",
+                r.seq_len,
+                r.causal,
+                r.threads,
+                r.gflops(),
+                g.gflops(),
+                ratio
+            );
+            ratios.push(serde_json::json!({
+                "seq_len": r.seq_len, "causal": r.causal, "threads": r.threads,
+                "dense_gflops": r.gflops(), "sgemm_gflops": g.gflops(), "ratio": ratio
+            }));
+        }
+    }
+
+    let mut csv = format!(
+        "# machine: {machine}\nsource,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops\n"
+    );
+    for r in &rows {
+        csv.push_str(&r.csv());
+        csv.push('\n');
+    }
+    println!("{csv}");
+    println!("{summary}");
+    let out = std::path::Path::new(&out_path);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let json = serde_json::json!({ "machine": machine, "hardware_threads": hw_threads, "slopes": slopes, "dense_vs_sgemm": ratios });
+    match std::fs::write(out, &csv).and_then(|()| {
+        std::fs::write(
+            out.with_extension("json"),
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        )
+    }) {
+        Ok(()) => eprintln!(
+            "wrote {} and {}",
+            out.display(),
+            out.with_extension("json").display()
+        ),
+        Err(e) => eprintln!("could not write {}: {e}", out.display()),
+    }
+}

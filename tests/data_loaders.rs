@@ -1080,25 +1080,16 @@ fn seeds() -> [Vec<Vec<u8>>; 5] {
     [npy_seeds, npz_seeds, st_seeds, csv_seeds, json_seeds]
 }
 
-/// Runs loader `which` on `bytes`; the result is ignored (only panics matter).
-fn run_loader(which: usize, bytes: &[u8]) {
+/// Runs loader `which` on `bytes`; returns whether it accepted the input (only panics are
+/// failures).
+fn run_loader(which: usize, bytes: &[u8]) -> bool {
     let p = Path::new("/nonexistent/fuzz");
     match which {
-        0 => {
-            let _ = parse_npy(bytes, "q", p);
-        }
-        1 => {
-            let _ = load_npz_bytes(bytes, p);
-        }
-        2 => {
-            let _ = load_safetensors_bytes(bytes, p);
-        }
-        3 => {
-            let _ = parse_csv(bytes, p);
-        }
-        _ => {
-            let _ = Sidecar::from_json_bytes(bytes, p);
-        }
+        0 => parse_npy(bytes, "q", p).is_ok(),
+        1 => load_npz_bytes(bytes, p).is_ok(),
+        2 => load_safetensors_bytes(bytes, p).is_ok(),
+        3 => parse_csv(bytes, p).is_ok(),
+        _ => Sidecar::from_json_bytes(bytes, p).is_ok(),
     }
 }
 
@@ -1204,6 +1195,7 @@ fn fuzz_loaders_million() {
     let seeds = seeds();
     let mut rng = ChaCha8Rng::seed_from_u64(20261129);
     let mut counts = [0usize; 5];
+    let mut accepted = [0usize; 5];
     let mut panics = 0usize;
     std::panic::set_hook(Box::new(|_| {}));
     for n in 0..total {
@@ -1219,8 +1211,10 @@ fn fuzz_loaders_million() {
             }
             m
         };
-        if std::panic::catch_unwind(|| run_loader(which, &bytes)).is_err() {
-            panics += 1;
+        match std::panic::catch_unwind(|| run_loader(which, &bytes)) {
+            Ok(true) => accepted[which] += 1,
+            Ok(false) => {}
+            Err(_) => panics += 1,
         }
         counts[which] += 1;
     }
@@ -1235,5 +1229,77 @@ fn fuzz_loaders_million() {
         counts[4],
         panics
     );
+    println!("accepted (loaded without error) per loader: {accepted:?}");
     assert_eq!(panics, 0);
+}
+
+// ---------------------------------------------------------------- directories, families, threads
+
+#[test]
+fn directory_and_prefixed_triplets_with_their_sidecars() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run1");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "query.npy", &npy2(2, 1, &[1.0, 2.0]));
+    write(&dir, "key.npy", &npy2(2, 1, &[3.0, 4.0]));
+    write(&dir, "value.npy", &npy2(2, 1, &[5.0, 6.0]));
+    // <dirname>.json beside the directory.
+    write(root.path(), "run1.json", br#"{"tokens": ["a", "b"]}"#);
+    let set = load_path(&dir).unwrap();
+    assert_eq!(set.query_token(1), "b");
+    assert_eq!(flat(&set.k), vec![3.0, 4.0]);
+    // meta.json inside wins.
+    write(&dir, "meta.json", br#"{"tokens": ["c", "d"]}"#);
+    assert_eq!(load_path(&dir).unwrap().query_token(0), "c");
+    // NAME_q.csv family through one member.
+    write(root.path(), "x_q.csv", b"1\n2\n");
+    write(root.path(), "x_k.csv", b"3\n4\n");
+    write(root.path(), "x_v.csv", b"5\n6\n");
+    let set = load_path(&root.path().join("x_v.csv")).unwrap();
+    assert_eq!(flat(&set.v), vec![5.0, 6.0]);
+    // A lone .npy that is not part of a triplet is a clear error.
+    let lone = write(root.path(), "weights.npy", &npy2(1, 1, &[0.0]));
+    let err = load_path(&lone).unwrap_err();
+    assert!(
+        err.to_string().contains("q.npy") && err.to_string().ends_with("weights.npy"),
+        "{err}"
+    );
+    // A missing sibling names the one that is missing.
+    write(root.path(), "y_q.npy", &npy2(1, 1, &[0.0]));
+    let err = load_path(&root.path().join("y_q.npy")).unwrap_err();
+    assert!(err.to_string().contains("y_k.npy"), "{err}");
+}
+
+#[test]
+fn errors_and_sets_cross_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<DataError>();
+    assert_send_sync::<data::QkvSet>();
+}
+
+#[test]
+fn info_report_lists_shapes_tokens_and_non_finite() {
+    let zen = load_sample("zen").unwrap();
+    let info = zen.info();
+    for needle in [
+        "source: sample:zen",
+        "layers 6, heads 12, query tokens 191, key tokens 191, head_dim 32, value_dim 32",
+        "model layers kept: [0, 1, 2, 3, 4, 5]",
+        "causal: false",
+        "tokens (191): [CLS] the zen of python",
+        "non-finite values: none",
+    ] {
+        assert!(info.contains(needle), "missing {needle:?} in\n{info}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "q.npy", &npy2(3, 1, &[0.0, 0.0, 0.0]));
+    write(dir.path(), "k.npy", &npy2(3, 1, &[0.0, 0.0, f32::NAN]));
+    write(dir.path(), "v.npy", &npy2(3, 1, &[1.0, 2.0, 3.0]));
+    let info = load_path(dir.path()).unwrap().info();
+    assert!(
+        info.contains("non-finite values: 1 (first: K[2,0] is NaN)"),
+        "{info}"
+    );
+    assert!(info.contains("warning: K[2,0] is NaN"), "{info}");
+    assert!(info.contains("tokens: none"), "{info}");
 }

@@ -3,6 +3,8 @@
 
 pub mod decompose;
 pub mod metrics;
+pub mod optimal;
+pub mod spectrum;
 pub mod svd;
 
 pub use decompose::{Decomposition, DecompositionMetrics, decompose};

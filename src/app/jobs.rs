@@ -39,6 +39,21 @@ pub enum InputSource {
 }
 
 impl InputSource {
+    /// Parses what the command line accepts: `sample:NAME`, `synth:KIND[,L=..,seed=..]` or a
+    /// path.
+    ///
+    /// # Errors
+    /// A malformed `synth:` spec.
+    pub fn from_spec(spec: &str) -> Result<Self, data::DataError> {
+        if let Some(name) = spec.strip_prefix("sample:") {
+            Ok(InputSource::Sample(name.to_string()))
+        } else if spec.starts_with("synth:") {
+            Ok(InputSource::Synthetic(SynthSpec::parse(spec)?))
+        } else {
+            Ok(InputSource::File(PathBuf::from(spec)))
+        }
+    }
+
     /// The equivalent source string of [`crate::data::load_source`] (shown to the user and
     /// accepted by the CLI).
     pub fn spec(&self) -> String {

@@ -15,7 +15,6 @@ pub mod heatmap_view;
 pub mod jobs;
 pub mod views;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
@@ -31,11 +30,12 @@ use jobs::{
 /// The sample opened at start when no file is given.
 pub const DEFAULT_SAMPLE: &str = "zen";
 
-/// Opens the main window on `initial` (or the bundled zen sample) and runs until it closes.
+/// Opens the main window on `initial` (a path, `sample:NAME` or `synth:KIND`; default the
+/// bundled zen sample) and runs until it closes.
 ///
 /// # Errors
-/// eframe could not create the window or the GL context.
-pub fn run(initial: Option<PathBuf>) -> anyhow::Result<()> {
+/// A malformed `synth:` spec; eframe could not create the window or the GL context.
+pub fn run(initial: Option<String>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("attnscope")
@@ -44,10 +44,10 @@ pub fn run(initial: Option<PathBuf>) -> anyhow::Result<()> {
         renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
-    let source = initial.map_or_else(
-        || InputSource::Sample(DEFAULT_SAMPLE.into()),
-        InputSource::File,
-    );
+    let source = match initial.as_deref() {
+        None => InputSource::Sample(DEFAULT_SAMPLE.into()),
+        Some(spec) => InputSource::from_spec(spec)?,
+    };
     eframe::run_native(
         "attnscope",
         options,
@@ -63,19 +63,22 @@ pub enum View {
     Decomposition,
     /// One method's Â against exact A.
     Methods,
+    /// Error and runtime against L, rank and bandwidth (issue 5).
+    Sweeps,
     // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
     // Notebook (issue 7).
 }
 
 impl View {
     /// Tab order.
-    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods];
+    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods, View::Sweeps];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
         match self {
             View::Decomposition => "Decomposition",
             View::Methods => "Methods",
+            View::Sweeps => "Sweeps",
         }
     }
 }
@@ -532,6 +535,7 @@ impl AttnScopeApp {
                             views::decomposition::inspector_ui(ui, &self.results);
                         }
                         View::Methods => views::methods::inspector_ui(ui, &self.results),
+                        View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
                     });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.view {
@@ -551,6 +555,9 @@ impl AttnScopeApp {
                 &mut self.textures,
                 &mut commands,
             ),
+            View::Sweeps => {
+                views::sweeps::ui(ui, &mut self.views.sweeps, &self.selection.params);
+            }
         });
         let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);

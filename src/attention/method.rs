@@ -5,7 +5,11 @@ use ndarray::{Array2, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{AttentionError, HeadInput, MatrixBudget, band, dense, fmm, linear};
+use super::combiner::{self, Variant};
+use super::{
+    AttentionError, HeadInput, MatrixBudget, band, dense, fmm, linear, linformer, nystrom,
+    performer, svd,
+};
 
 /// Method ids as in SPEC §3 (`full`, `band`, `linear`, `fmm`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +23,22 @@ pub enum MethodId {
     Linear,
     /// FMMformer blend `w1·near + w2·Σ_l λ_l far_l`.
     Fmm,
+    /// Performer FAVOR+ positive orthogonal random features.
+    Performer,
+    /// Nyströmformer segment-mean landmarks (bidirectional only).
+    Nystrom,
+    /// Linformer length projection (bidirectional only).
+    Linformer,
+    /// Optimal rank-r approximation of the exact matrix (Eckart–Young; analysis only).
+    Svd,
+    /// Combiner-Fixed (combiner.md §3.1).
+    CombinerFixed,
+    /// Combiner-Logsparse (combiner.md §3.2).
+    CombinerLogsparse,
+    /// Combiner-Axial, rowmajor (combiner.md §3.3a).
+    CombinerAxial,
+    /// Combiner-Mixture (combiner.md §3.4a).
+    CombinerMixture,
 }
 
 impl MethodId {
@@ -28,6 +48,14 @@ impl MethodId {
         MethodId::Band,
         MethodId::Linear,
         MethodId::Fmm,
+        MethodId::Performer,
+        MethodId::Nystrom,
+        MethodId::Linformer,
+        MethodId::Svd,
+        MethodId::CombinerFixed,
+        MethodId::CombinerLogsparse,
+        MethodId::CombinerAxial,
+        MethodId::CombinerMixture,
     ];
 
     /// The id string used everywhere (CLI, CSV, notebook).
@@ -37,6 +65,14 @@ impl MethodId {
             MethodId::Band => "band",
             MethodId::Linear => "linear",
             MethodId::Fmm => "fmm",
+            MethodId::Performer => "performer",
+            MethodId::Nystrom => "nystrom",
+            MethodId::Linformer => "linformer",
+            MethodId::Svd => "svd",
+            MethodId::CombinerFixed => "combiner-fixed",
+            MethodId::CombinerLogsparse => "combiner-logsparse",
+            MethodId::CombinerAxial => "combiner-axial",
+            MethodId::CombinerMixture => "combiner-mixture",
         }
     }
 
@@ -106,6 +142,60 @@ impl MethodId {
                     cost: "O(L·(b + r·d)·d)",
                 }
             }
+            MethodId::Performer => MethodProperties {
+                rank_bound: Some(params.num_features),
+                rank_note: format!("≤ num_features = {}", params.num_features),
+                non_negative: true,
+                rows_sum_to_one: true,
+                supports_causal: true,
+                supports_bidirectional: true,
+                cost: "O(L·m·d)",
+            },
+            MethodId::Nystrom => MethodProperties {
+                rank_bound: Some(params.num_landmarks),
+                rank_note: format!("≤ num_landmarks = {}", params.num_landmarks),
+                non_negative: false,
+                // Exactly with the exact pseudo-inverse (A_S⁻¹1 = 1); approximately with the
+                // 6-step iteration.
+                rows_sum_to_one: params.exact_pinv,
+                supports_causal: false,
+                supports_bidirectional: true,
+                cost: "O(L·m·d + m³)",
+            },
+            MethodId::Linformer => MethodProperties {
+                rank_bound: Some(params.proj_dim),
+                rank_note: format!("≤ proj_dim = {}", params.proj_dim),
+                non_negative: params.projection == Projection::MeanPool,
+                rows_sum_to_one: params.projection == Projection::MeanPool,
+                supports_causal: false,
+                supports_bidirectional: true,
+                cost: "O(L·k·d)",
+            },
+            MethodId::Svd => MethodProperties {
+                rank_bound: Some(params.rank),
+                rank_note: format!("= rank {} (optimal, Eckart–Young)", params.rank),
+                non_negative: false,
+                rows_sum_to_one: false,
+                supports_causal: true,
+                supports_bidirectional: true,
+                cost: "O(L³) (analysis only; needs the exact A)",
+            },
+            MethodId::CombinerFixed
+            | MethodId::CombinerLogsparse
+            | MethodId::CombinerAxial
+            | MethodId::CombinerMixture => MethodProperties {
+                rank_bound: None,
+                rank_note: "full rank on direct blocks; rank 1 on every shared region".into(),
+                non_negative: true,
+                rows_sum_to_one: true,
+                supports_causal: true,
+                supports_bidirectional: true,
+                cost: if self == MethodId::CombinerLogsparse {
+                    "O(L·log L·d)"
+                } else {
+                    "O(L·√L·d)"
+                },
+            },
         }
     }
 }
@@ -200,7 +290,7 @@ pub enum Pooling {
 pub enum KeyRow {
     /// Weighted sum of the row's keys (default).
     Wsum,
-    /// No summary key (logit 0).
+    /// The key at the summary query's position, `k_{r',c}` (TF `row_summary='none'`).
     None,
 }
 
@@ -371,6 +461,100 @@ pub fn compute(
             };
             (out, m)
         }
+        MethodId::Performer => {
+            if params.num_features > performer::MAX_FEATURES {
+                notes.push(format!(
+                    "num_features {} clamped to {}",
+                    params.num_features,
+                    performer::MAX_FEATURES
+                ));
+                params.num_features = performer::MAX_FEATURES;
+            }
+            let out = performer::performer_attention(head, params.num_features, params.seed)?;
+            let m = if want_matrix {
+                performer::performer_matrix(head, params.num_features, params.seed, budget).ok()
+            } else {
+                None
+            };
+            (out, m)
+        }
+        MethodId::Nystrom => {
+            let max = head.seq_len_q().min(head.seq_len_kv());
+            if !head.causal && max > 0 && params.num_landmarks > max {
+                notes.push(format!(
+                    "num_landmarks {} clamped to min(seq_len_q, seq_len_kv) = {max}",
+                    params.num_landmarks
+                ));
+                params.num_landmarks = max;
+            }
+            let out = nystrom::nystrom_attention(head, params.num_landmarks, params.exact_pinv)?;
+            let m = if want_matrix {
+                nystrom::nystrom_matrix(head, params.num_landmarks, params.exact_pinv, budget).ok()
+            } else {
+                None
+            };
+            (out, m)
+        }
+        MethodId::Linformer => {
+            let max = head.seq_len_kv();
+            if !head.causal && max > 0 && params.proj_dim > max {
+                notes.push(format!(
+                    "proj_dim {} clamped to seq_len_kv = {max}",
+                    params.proj_dim
+                ));
+                params.proj_dim = max;
+            }
+            let (k, proj, seed) = (params.proj_dim, params.projection, params.seed);
+            let out = linformer::linformer_attention(head, k, proj, seed)?;
+            let m = if want_matrix {
+                linformer::linformer_matrix(head, k, proj, seed, budget).ok()
+            } else {
+                None
+            };
+            (out, m)
+        }
+        MethodId::Svd => {
+            let (rank, note) =
+                crate::analysis::svd::clamp_rank(params.rank, head.seq_len_q(), head.seq_len_kv());
+            if rank > 0 || params.rank == 0 {
+                notes.extend(note);
+                params.rank = rank;
+            }
+            let r = svd::svd_approximation(head, params.rank, budget)?;
+            (r.output, want_matrix.then_some(r.matrix))
+        }
+        MethodId::CombinerFixed => combiner::compute_for_method(
+            Variant::Fixed,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerLogsparse => combiner::compute_for_method(
+            Variant::Logsparse,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerAxial => combiner::compute_for_method(
+            Variant::Axial,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
+        MethodId::CombinerMixture => combiner::compute_for_method(
+            Variant::Mixture,
+            head,
+            &mut params,
+            &mut notes,
+            want_matrix,
+            budget,
+        )?,
     };
     let matrix_note = (want_matrix && matrix.is_none()).then(|| {
         let bytes = head.seq_len_q().saturating_mul(head.seq_len_kv()).saturating_mul(4);

@@ -16,11 +16,17 @@
 //! * **C8** an L×L matrix is only materialised within a [`MatrixBudget`].
 
 pub mod band;
+pub mod combiner;
 pub mod dense;
 pub mod fmm;
 pub mod linear;
+pub mod linformer;
 pub mod method;
+pub mod nystrom;
+pub mod performer;
+pub mod simd;
 pub mod softmax;
+pub mod svd;
 
 use std::ops::Range;
 
@@ -86,6 +92,14 @@ pub enum AttentionError {
     /// The scale is not a finite number.
     #[error("scale {0} is not finite")]
     NonFiniteScale(f32),
+    /// A numerical step the method needs failed (e.g. the SVD of a matrix holding NaN).
+    #[error("{method}: {reason}")]
+    Numerical {
+        /// Method id.
+        method: &'static str,
+        /// What failed, with the offending values.
+        reason: String,
+    },
 }
 
 /// The C8 budget: the largest L×L f32 matrix (in bytes) one request may materialise.

@@ -501,6 +501,67 @@ impl QkvSet {
         })
     }
 
+    /// A plain-text report for `attnscope info` and the data panel: source, checksum, axis
+    /// interpretation, sizes, causal/scale, the first tokens, the non-finite report (C6) and the
+    /// warnings. One fact per line.
+    pub fn info(&self) -> String {
+        let mut lines = vec![
+            format!("source: {}", self.source),
+            format!("sha256: {}", self.checksum),
+            format!("axes: {}", self.interpretation),
+            format!(
+                "layers {}, heads {}, query tokens {}, key tokens {}, head_dim {}, value_dim {}",
+                self.num_layers(),
+                self.num_heads(),
+                self.seq_len_q(),
+                self.seq_len_kv(),
+                self.head_dim(),
+                self.value_dim()
+            ),
+        ];
+        if let Some(kept) = &self.meta.layers_kept {
+            lines.push(format!("model layers kept: {kept:?}"));
+        }
+        let scale = match self.meta.scale {
+            Some(s) => format!("{s} (sidecar)"),
+            None => format!("{} (1/sqrt(head_dim))", default_scale(self.head_dim())),
+        };
+        lines.push(format!("causal: {}, scale: {scale}", self.causal()));
+        if let Some(model) = &self.meta.model {
+            lines.push(format!("model: {model}"));
+        }
+        if let Some(text) = &self.meta.source {
+            lines.push(format!("text: {text}"));
+        }
+        match &self.meta.tokens {
+            Some(t) => {
+                let shown: Vec<&str> = t.iter().take(12).map(String::as_str).collect();
+                let more = if t.len() > shown.len() { " …" } else { "" };
+                lines.push(format!("tokens ({}): {}{more}", t.len(), shown.join(" ")));
+            }
+            None => lines.push(String::from("tokens: none (positions are labelled #i)")),
+        }
+        if self.non_finite_count == 0 {
+            lines.push(String::from("non-finite values: none"));
+        } else {
+            let first: Vec<String> = self
+                .non_finite
+                .iter()
+                .take(5)
+                .map(|n| n.to_string())
+                .collect();
+            lines.push(format!(
+                "non-finite values: {} (first: {})",
+                self.non_finite_count,
+                first.join(", ")
+            ));
+        }
+        for w in &self.warnings {
+            lines.push(format!("warning: {w}"));
+        }
+        lines.join("\n")
+    }
+
     /// Text of query token `i`, or `#i` when there is no token list or it is too short.
     pub fn query_token(&self, i: usize) -> String {
         self.meta

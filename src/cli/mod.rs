@@ -1,0 +1,130 @@
+//! Command-line interface (SPEC §5). Flags use the same names as sweep grids, notebook entries
+//! and CSV columns.
+
+mod commands;
+mod params;
+mod sweep;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub use params::{DisplayArgs, ParamArgs};
+
+/// attnscope — see where attention puts its mass, and what each efficient approximation costs.
+#[derive(Debug, Parser)]
+#[command(name = "attnscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the GUI on FILE (or the bundled zen sample).
+    Gui {
+        /// An .npz/.npy/.safetensors/.csv file, `sample:NAME` or `synth:KIND`.
+        file: Option<String>,
+    },
+    /// Shapes, heads/layers, tokens and the non-finite report of an input.
+    Info {
+        /// An .npz/.npy/.safetensors/.csv file, `sample:NAME` or `synth:KIND`.
+        file: String,
+        /// Print every token (default: the first 32).
+        #[arg(long)]
+        all_tokens: bool,
+    },
+    /// Run one method on an input and write its output (and effective matrix) as .npz.
+    Compute {
+        /// Input file, `sample:NAME` or `synth:KIND`.
+        file: String,
+        /// Method id (full, band, linear, fmm, …).
+        #[arg(long)]
+        method: String,
+        /// Layer index (files with a layer axis).
+        #[arg(long, default_value_t = 0)]
+        layer: usize,
+        /// Head index (default: all heads).
+        #[arg(long)]
+        head: Option<usize>,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Also write the effective attention matrix `attn [H, Lq, Lk]` (within the budget).
+        #[arg(long)]
+        attn: bool,
+        /// Also write C4 metrics against exact attention to this JSON file.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Output .npz (`out [H, Lq, d_v]`, optional `attn`).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Near/far decomposition: PNG heatmaps (full, near, far, far rank-r, reconstruction,
+    /// error) and metrics.json.
+    Decompose {
+        /// Input file, `sample:NAME` or `synth:KIND`.
+        file: String,
+        /// Layer index.
+        #[arg(long, default_value_t = 0)]
+        layer: usize,
+        /// Head index (default: all heads, one set of files per head).
+        #[arg(long)]
+        head: Option<usize>,
+        #[command(flatten)]
+        params: ParamArgs,
+        #[command(flatten)]
+        display: DisplayArgs,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sweep methods × parameters × sequence lengths × seeds: runtime and C4 errors to CSV
+    /// (+ JSON), optional PNG plots, progress on stderr.
+    Sweep {
+        #[command(flatten)]
+        args: sweep::SweepArgs,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Any input, parameter or output problem, as one line of context.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => commands::gui(None),
+        Some(Command::Gui { file }) => commands::gui(file),
+        Some(Command::Info { file, all_tokens }) => commands::info(&file, all_tokens),
+        Some(Command::Compute {
+            file,
+            method,
+            layer,
+            head,
+            params,
+            attn,
+            metrics,
+            out,
+        }) => commands::compute(
+            &file,
+            &method,
+            layer,
+            head,
+            &params,
+            attn,
+            metrics.as_deref(),
+            &out,
+        ),
+        Some(Command::Decompose {
+            file,
+            layer,
+            head,
+            params,
+            display,
+            out,
+        }) => commands::decompose(&file, layer, head, &params, &display, &out),
+        Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
+    }
+}

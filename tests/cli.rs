@@ -1,0 +1,156 @@
+//! The `attnscope` binary on the bundled real sample, as a user runs it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_attnscope"))
+}
+
+fn zen() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/minilm/zen.npz")
+}
+
+#[test]
+fn decompose_on_the_zen_sample_writes_six_pngs_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("decompose")
+        .arg(zen())
+        .args([
+            "--layer",
+            "0",
+            "--head",
+            "2",
+            "--bandwidth",
+            "4",
+            "--rank",
+            "8",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "full",
+        "near",
+        "far",
+        "far_rank_r",
+        "reconstruction",
+        "error",
+    ] {
+        let path = dir.path().join(format!("{name}.png"));
+        let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // 191 tokens at the default 2× upscale, plus title and colorbar.
+        assert!(
+            img.width() > 2 * 191 && img.height() > 2 * 191,
+            "{name}: {}×{}",
+            img.width(),
+            img.height()
+        );
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    let head = &metrics["heads"][0];
+    assert_eq!(head["head"], 2);
+    let m = &head["metrics"];
+    assert_eq!(m["bandwidth"], 4);
+    assert_eq!(m["rank"], 8);
+    let band_only = m["band_only_error"]["value"].as_f64().unwrap();
+    let recon = m["reconstruction_error"]["value"].as_f64().unwrap();
+    assert!(
+        recon < band_only,
+        "rank-8 far field must reduce the error: {recon} vs {band_only}"
+    );
+    let mass = m["band_mass"].as_f64().unwrap();
+    assert!(mass > 0.0 && mass < 1.0);
+}
+
+#[test]
+fn compute_writes_outputs_and_attention_per_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fmm.npz");
+    let metrics = dir.path().join("m.json");
+    let out = bin()
+        .arg("compute")
+        .arg(zen())
+        .args([
+            "--method",
+            "fmm",
+            "--layer",
+            "1",
+            "--bandwidth",
+            "2",
+            "--fit",
+            "--attn",
+            "--out",
+        ])
+        .arg(&path)
+        .arg("--metrics")
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let o: ndarray::Array3<f32> = npz.by_name("out").unwrap();
+    let a: ndarray::Array3<f32> = npz.by_name("attn").unwrap();
+    assert_eq!(o.dim(), (12, 191, 32));
+    assert_eq!(a.dim(), (12, 191, 191));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    assert_eq!(json["heads"].as_array().unwrap().len(), 12);
+    let err = json["heads"][0]["metrics"]["matrix_rel_fro"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(err > 0.0 && err < 1.0, "fitted FMMformer error {err}");
+}
+
+#[test]
+fn errors_are_one_line_and_name_the_problem() {
+    let out = bin().args(["info", "/no/such/file.npz"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/file.npz"), "{err}");
+
+    let out = bin()
+        .arg("compute")
+        .arg(zen())
+        .args(["--method", "nope", "--out", "/tmp/x.npz"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method 'nope'"));
+
+    let out = bin()
+        .arg("decompose")
+        .arg(zen())
+        .args(["--head", "12", "--out", "/tmp/attnscope-x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 heads"));
+}
+
+#[test]
+fn info_reports_shapes_and_tokens() {
+    let out = bin().arg("info").arg(zen()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("6 × 12"), "{text}");
+    assert!(text.contains("191"), "{text}");
+    assert!(text.contains("non-finite:      none"), "{text}");
+}
