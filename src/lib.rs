@@ -27,3 +27,6 @@ pub mod attention;
 pub mod data;
 pub mod experiment;
 pub mod render;
+
+mod faer_guard;
+pub use faer_guard::{with_faer, zero_upper};

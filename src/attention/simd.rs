@@ -1,5 +1,5 @@
-//! Vectorised building blocks of the dense softmax: the row maximum, `exp(x − shift)` with its
-//! sum, and the `vzeroupper` guard to issue after a faer call.
+//! Vectorised building blocks of the dense softmax: the row maximum and `exp(x − shift)` with
+//! its sum. (The `vzeroupper` guard after faer calls is [`crate::zero_upper`].)
 //!
 //! `f32::exp`, `fold(f32::max)` and `iter().sum()` do not vectorise (strict IEEE semantics), so
 //! these kernels keep 16 (AVX-512F) or 8 (AVX2 + FMA) lane accumulators and are chosen at run
@@ -142,20 +142,6 @@ pub fn exp_shifted_sum_with(isa: Isa, xs: &mut [f32], shift: f32) -> f32 {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { x86::exp_shifted_sum_avx2(xs, shift) },
         _ => exp_shifted_sum_scalar(xs, shift),
-    }
-}
-
-/// Clears the upper halves of the AVX registers (`vzeroupper`) when the CPU has AVX; a no-op
-/// elsewhere.
-///
-/// faer's kernels can return with dirty upper AVX state, after which SSE-encoded code (the
-/// default target) runs up to ~40× slower (performance_notes.md §3). Call this after every faer
-/// matmul or decomposition on a hot path.
-pub fn zero_upper() {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: AVX was detected just above.
-        unsafe { x86::vzeroupper() }
     }
 }
 
@@ -383,12 +369,6 @@ mod x86 {
         store8(&mut lanes, acc);
         lanes.iter().sum()
     }
-
-    /// Caller must ensure AVX is available.
-    #[target_feature(enable = "avx")]
-    pub(super) fn vzeroupper() {
-        _mm256_zeroupper();
-    }
 }
 
 #[cfg(test)]
@@ -524,6 +504,6 @@ mod tests {
     fn detected_level_is_available() {
         assert!(Isa::detected().is_available());
         assert!(Isa::available().contains(&Isa::Scalar));
-        zero_upper();
+        crate::zero_upper();
     }
 }

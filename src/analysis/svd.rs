@@ -1,0 +1,172 @@
+//! Singular value decompositions through faer (no hand-written SVD), in f64.
+//!
+//! ```text
+//! A = U Σ Vᵀ,  σ_1 ≥ σ_2 ≥ … ≥ 0;   A_r = Σ_{t<r} σ_t u_t v_tᵀ
+//! ‖A − A_r‖_F = sqrt(Σ_{t≥r} σ_t²)   (Eckart–Young–Mirsky: the best rank-r approximation)
+//! ```
+//!
+//! # References
+//! Eckart & Young, "The approximation of one matrix by another of lower rank",
+//! Psychometrika 1(3), 1936.
+
+use faer::Mat;
+use ndarray::Array2;
+
+use super::AnalysisError;
+use crate::with_faer;
+
+/// A thin SVD `A = U Σ Vᵀ` of an `[m, n]` matrix, k = min(m, n).
+#[derive(Debug, Clone)]
+pub struct SvdFactors {
+    /// Left singular vectors `[m, k]`.
+    pub u: Array2<f64>,
+    /// Singular values, non-increasing, length k.
+    pub singular_values: Vec<f64>,
+    /// Right singular vectors `[n, k]`.
+    pub v: Array2<f64>,
+}
+
+fn to_faer(a: &Array2<f32>) -> Mat<f64> {
+    Mat::from_fn(a.nrows(), a.ncols(), |i, j| f64::from(a[[i, j]]))
+}
+
+fn check_finite(a: &Array2<f32>) -> Result<(), AnalysisError> {
+    if a.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(AnalysisError::NonFinite("matrix passed to the SVD"))
+    }
+}
+
+/// Thin SVD of `a` (f64 internally).
+///
+/// # Errors
+/// [`AnalysisError::NonFinite`] when `a` holds NaN/inf; [`AnalysisError::Svd`] when faer does
+/// not converge.
+///
+/// # Complexity
+/// O(m·n·min(m, n)) time, O((m + n)·min(m, n)) memory. Deterministic for a fixed thread count
+/// (faer's global parallelism).
+pub fn thin_svd(a: &Array2<f32>) -> Result<SvdFactors, AnalysisError> {
+    check_finite(a)?;
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Ok(SvdFactors {
+            u: Array2::zeros((m, 0)),
+            singular_values: Vec::new(),
+            v: Array2::zeros((n, 0)),
+        });
+    }
+    let mat = to_faer(a);
+    let svd = with_faer(|| mat.thin_svd()).map_err(|e| AnalysisError::Svd(format!("{e:?}")))?;
+    let k = m.min(n);
+    let (u, v, s) = (svd.U(), svd.V(), svd.S().column_vector());
+    let u = Array2::from_shape_fn((m, k), |(i, t)| u[(i, t)]);
+    let v = Array2::from_shape_fn((n, k), |(j, t)| v[(j, t)]);
+    let singular_values = (0..k).map(|t| s[t]).collect();
+    Ok(SvdFactors {
+        u,
+        singular_values,
+        v,
+    })
+}
+
+/// Singular values of `a`, non-increasing (f64).
+///
+/// # Errors
+/// As [`thin_svd`].
+pub fn singular_values(a: &Array2<f32>) -> Result<Vec<f64>, AnalysisError> {
+    check_finite(a)?;
+    if a.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mat = to_faer(a);
+    with_faer(|| mat.singular_values()).map_err(|e| AnalysisError::Svd(format!("{e:?}")))
+}
+
+impl SvdFactors {
+    /// The rank-`rank` truncation `Σ_{t<rank} σ_t u_t v_tᵀ` as f32 `[m, n]`; `rank` is clamped
+    /// to the number of singular values.
+    pub fn reconstruct(&self, rank: usize) -> Array2<f32> {
+        let r = rank.min(self.singular_values.len());
+        let (m, n) = (self.u.nrows(), self.v.nrows());
+        let mut us = self.u.slice(ndarray::s![.., ..r]).to_owned();
+        for (t, mut col) in us.columns_mut().into_iter().enumerate() {
+            col *= self.singular_values[t];
+        }
+        let vt = self.v.slice(ndarray::s![.., ..r]);
+        let out = us.dot(&vt.t());
+        debug_assert_eq!(out.dim(), (m, n));
+        out.mapv(|x| x as f32)
+    }
+
+    /// Eckart–Young error `sqrt(Σ_{t≥rank} σ_t²)` of the rank-`rank` truncation.
+    pub fn tail_norm(&self, rank: usize) -> f64 {
+        self.singular_values
+            .iter()
+            .skip(rank)
+            .map(|s| s * s)
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Share of `Σ σ_t²` captured by the first `rank` singular values (1 for a zero matrix).
+    pub fn captured_energy(&self, rank: usize) -> f64 {
+        let total: f64 = self.singular_values.iter().map(|s| s * s).sum();
+        if total == 0.0 {
+            return 1.0;
+        }
+        let head: f64 = self.singular_values.iter().take(rank).map(|s| s * s).sum();
+        head / total
+    }
+}
+
+/// A rank clamped to `min(rows, cols)` (E12), with a note when clamping happened.
+pub fn clamp_rank(rank: usize, rows: usize, cols: usize) -> (usize, Option<String>) {
+    let max = rows.min(cols);
+    if rank > max {
+        (
+            max,
+            Some(format!(
+                "rank {rank} clamped to min(seq_len_q, seq_len_kv) = {max}"
+            )),
+        )
+    } else {
+        (rank, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconstructs_input_at_full_rank() {
+        let a = ndarray::array![[1.0_f32, 2.0, 0.5], [0.0, -1.0, 3.0]];
+        let f = thin_svd(&a).unwrap();
+        let back = f.reconstruct(2);
+        let tol = 10.0 * f32::EPSILON * 6.0 * 3.0;
+        for (x, y) in back.iter().zip(a.iter()) {
+            assert!((x - y).abs() < tol, "{x} vs {y}");
+        }
+        assert!(f.singular_values[0] >= f.singular_values[1]);
+        assert!(f.tail_norm(2) < 1e-12);
+    }
+
+    #[test]
+    fn e12_rank_larger_than_matrix_is_clamped() {
+        let (r, note) = clamp_rank(6, 3, 3);
+        assert_eq!(r, 3);
+        assert!(note.unwrap().contains("clamped"));
+        let (r, note) = clamp_rank(4, 3, 5);
+        assert_eq!(r, 3);
+        assert!(note.is_some());
+        assert_eq!(clamp_rank(2, 3, 5), (2, None));
+    }
+
+    #[test]
+    fn nan_is_refused_not_decomposed() {
+        let a = ndarray::array![[1.0_f32, f32::NAN]];
+        assert!(matches!(thin_svd(&a), Err(AnalysisError::NonFinite(_))));
+    }
+}
