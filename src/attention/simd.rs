@@ -173,7 +173,7 @@ mod x86 {
     /// `1.5·2²³`: adding it rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
     /// ln 2 split so that `n·LN2_HI` is exact for |n| ≤ 2⁸.
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = 355.0 / 512.0;
     const LN2_LO: f32 = -2.121_944_4e-4;
     /// Below this, `2ⁿ` would leave the normal range: the result is flushed to 0.
     const EXP_LO: f32 = -87.336_55;
@@ -186,7 +186,7 @@ mod x86 {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ];
 
     // ---------------- AVX-512F ----------------
