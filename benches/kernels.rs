@@ -14,7 +14,10 @@
 //! `4·Lq·Lk·d` for attention (`QKᵀ` and `PV`, halved for causal is *not* applied, so causal
 //! GFLOP/s compare against the same dense count), `2·M·N·K` for SGEMM.
 //!
-//! Columns: `source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops`.
+//! Columns: `source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops,cpu_ms`
+//! (`gflops` from the median wall time; `cpu_ms` = mean CPU time per call summed over threads,
+//! which on a shared machine excludes time spent preempted: compare `flops / cpu_ms` for a
+//! 1-thread setting when the machine is busy).
 //! `scripts/bench_numpy.py` writes the same columns.
 
 use std::fmt::Write as _;
@@ -47,6 +50,7 @@ struct Row {
     repeats: usize,
     median_ms: f64,
     min_ms: f64,
+    cpu_ms: f64,
     flops: f64,
 }
 
@@ -60,7 +64,7 @@ impl Row {
     }
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.0},{:.2}",
+            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.0},{:.2},{:.4}",
             self.source,
             self.kernel,
             self.variant,
@@ -72,7 +76,8 @@ impl Row {
             self.median_ms,
             self.min_ms,
             self.flops,
-            self.gflops()
+            self.gflops(),
+            self.cpu_ms
         )
     }
 }
@@ -81,6 +86,35 @@ struct Timing {
     repeats: usize,
     median_ms: f64,
     min_ms: f64,
+    /// Mean CPU time per call summed over the process's threads (NaN where unavailable).
+    cpu_ms: f64,
+}
+
+/// CPU time of each thread of this process so far, in ns, keyed by thread id, from
+/// `/proc/self/task/*/schedstat` (None off Linux). On a shared, overloaded machine this excludes
+/// time spent preempted.
+fn thread_cpu_ns() -> Option<std::collections::HashMap<String, u64>> {
+    let mut times = std::collections::HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?;
+        // A thread may exit between listing and reading: skip it.
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let ns = text.split_whitespace().next()?.parse::<u64>().ok()?;
+        times.insert(task.file_name().to_string_lossy().into_owned(), ns);
+    }
+    Some(times)
+}
+
+/// CPU time spent between two [`thread_cpu_ns`] readings by threads alive at the second.
+fn cpu_delta_ns(
+    start: &std::collections::HashMap<String, u64>,
+    end: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    end.iter()
+        .map(|(tid, &ns)| ns.saturating_sub(start.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// One warm-up call, then repeats until `budget` is spent (at least `min_reps`, at most 30).
@@ -90,14 +124,20 @@ fn time<T>(budget: Duration, min_reps: usize, mut f: impl FnMut() -> T) -> Timin
         std::hint::black_box(f());
     }
     let mut samples = Vec::new();
+    let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     while samples.len() < min_reps || (start.elapsed() < budget && samples.len() < 30) {
         let t = Instant::now();
         std::hint::black_box(f());
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let cpu_ms = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) => cpu_delta_ns(&a, &b) as f64 / 1e6 / samples.len() as f64,
+        _ => f64::NAN,
+    };
     samples.sort_by(f64::total_cmp);
     Timing {
+        cpu_ms,
         repeats: samples.len(),
         median_ms: samples[samples.len() / 2],
         min_ms: samples[0],
@@ -243,10 +283,11 @@ fn push(
         repeats: t.repeats,
         median_ms: t.median_ms,
         min_ms: t.min_ms,
+        cpu_ms: t.cpu_ms,
         flops,
     };
     eprintln!(
-        "{:<10} {:<12} {:<14} causal={:<5} L={:<6} t={} {:>10.3} ms (min {:.3}, n={}) {:>8.1} GFLOP/s",
+        "{:<10} {:<12} {:<18} causal={:<5} L={:<6} t={} {:>10.3} ms (min {:.3}, cpu {:.3}, n={}) {:>8.1} GFLOP/s",
         row.source,
         row.kernel,
         row.variant,
@@ -255,6 +296,7 @@ fn push(
         row.threads,
         row.median_ms,
         row.min_ms,
+        row.cpu_ms,
         row.repeats,
         row.gflops()
     );
@@ -554,19 +596,25 @@ fn main() {
             .find(|g| g.kernel == "sgemm" && g.seq_len == r.seq_len && g.threads == r.threads)
         {
             let ratio = r.gflops() / g.gflops();
+            let cpu_gflops = |x: &Row| x.flops / (x.cpu_ms * 1e-3) / 1e9 * x.threads as f64;
+            let cpu_ratio = cpu_gflops(r) / cpu_gflops(g);
             let _ = writeln!(
                 summary,
-                "dense/sgemm L={} causal={} threads={}: {:.1} / {:.1} GFLOP/s = {:.2}",
+                "dense/sgemm L={} causal={} threads={}: wall {:.1} / {:.1} GFLOP/s = {:.2}; per CPU-time (approx.) {:.1} / {:.1} = {:.2}",
                 r.seq_len,
                 r.causal,
                 r.threads,
                 r.gflops(),
                 g.gflops(),
-                ratio
+                ratio,
+                cpu_gflops(r),
+                cpu_gflops(g),
+                cpu_ratio
             );
             ratios.push(serde_json::json!({
                 "seq_len": r.seq_len, "causal": r.causal, "threads": r.threads,
-                "dense_gflops": r.gflops(), "sgemm_gflops": g.gflops(), "ratio": ratio
+                "dense_gflops": r.gflops(), "sgemm_gflops": g.gflops(), "ratio": ratio,
+                "dense_gflops_cpu_time": cpu_gflops(r), "sgemm_gflops_cpu_time": cpu_gflops(g), "ratio_cpu_time": cpu_ratio
             }));
         }
     }
