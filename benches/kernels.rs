@@ -573,8 +573,24 @@ fn main() {
             .filter(|r| kernel == "sgemm" || r.seq_len >= 1024)
             .map(|r| (r.seq_len, r.median_ms))
             .collect();
+        let cpu_pts: Vec<(usize, f64)> = rows
+            .iter()
+            .filter(|r| {
+                r.kernel == kernel
+                    && r.variant == variant
+                    && r.causal == causal
+                    && r.threads == threads
+            })
+            .filter(|r| r.seq_len >= 1024 && r.cpu_ms > 0.0)
+            .map(|r| (r.seq_len, r.cpu_ms))
+            .collect();
         if pts.len() >= 2 && kernel != "sgemm" {
             let s = slope(&pts);
+            let s_cpu = if cpu_pts.len() == pts.len() {
+                slope(&cpu_pts)
+            } else {
+                f64::NAN
+            };
             let key = format!(
                 "{kernel}{}{} causal={causal} threads={threads}",
                 if variant.is_empty() { "" } else { "/" },
@@ -582,11 +598,11 @@ fn main() {
             );
             let _ = writeln!(
                 summary,
-                "slope {key}: {s:.3} (L = {}..{})",
+                "slope {key}: wall {s:.3}, CPU time {s_cpu:.3} (L = {}..{})",
                 pts[0].0,
                 pts[pts.len() - 1].0
             );
-            slopes.insert(key, serde_json::json!(s));
+            slopes.insert(key, serde_json::json!({ "wall": s, "cpu_time": s_cpu }));
         }
     }
     let mut ratios = Vec::new();
