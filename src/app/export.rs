@@ -333,6 +333,8 @@ impl AttnScopeApp {
                 (None, None) => return None,
             },
             View::Methods => ExportSource::Method(Arc::clone(self.results.method.as_ref()?)),
+            // The sweeps view saves its own CSV/JSON reports.
+            View::Sweeps => return None,
         };
         Some(ExportJob {
             what,

@@ -90,19 +90,22 @@ pub enum View {
     Decomposition,
     /// One method's Â against exact A.
     Methods,
+    /// Error and runtime against L, rank and bandwidth (issue 5).
+    Sweeps,
     // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
     // Notebook (issue 7).
 }
 
 impl View {
     /// Tab order.
-    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods];
+    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods, View::Sweeps];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
         match self {
             View::Decomposition => "Decomposition",
             View::Methods => "Methods",
+            View::Sweeps => "Sweeps",
         }
     }
 }
@@ -540,6 +543,11 @@ impl AttnScopeApp {
                 shown_at_secs: self.ctx.input(|i| i.time),
             });
         }
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "attnscope — {}",
+                input.set.source
+            )));
         self.selection.input = Some(input);
         self.mark_dirty();
     }
@@ -740,6 +748,14 @@ impl eframe::App for AttnScopeApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl AttnScopeApp {
+    /// Draws the whole window into `ui` and applies this frame's commands. Separate from
+    /// [`eframe::App::ui`] so tests can drive the real app without an `eframe::Frame`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.handle_dropped_files(&ctx);
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
@@ -777,6 +793,7 @@ impl eframe::App for AttnScopeApp {
                             views::decomposition::inspector_ui(ui, &self.results);
                         }
                         View::Methods => views::methods::inspector_ui(ui, &self.results),
+                        View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
                     });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.view {
@@ -797,6 +814,9 @@ impl eframe::App for AttnScopeApp {
                 &mut self.textures,
                 &mut commands,
             ),
+            View::Sweeps => {
+                views::sweeps::ui(ui, &mut self.views.sweeps, &self.selection.params);
+            }
         });
         self.notifications_ui(&ctx, &mut commands);
         for command in commands {

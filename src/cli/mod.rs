@@ -3,6 +3,7 @@
 
 mod commands;
 mod params;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -91,6 +92,14 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Sweep methods × parameters × sequence lengths × seeds: runtime and C4 errors to CSV
+    /// (+ JSON), optional PNG plots, progress on stderr.
+    Sweep {
+        #[command(flatten)]
+        args: sweep::SweepArgs,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
 }
 
 /// Runs a parsed command line.
@@ -144,5 +153,6 @@ pub fn run(cli: Cli) -> Result<()> {
             metrics_csv.as_deref(),
             &out,
         ),
+        Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
     }
 }
