@@ -246,9 +246,8 @@ fn e15_cancel_stops_the_tiled_loop_and_progress_is_reported() {
     assert_eq!(calls.get(), 2);
 }
 
-/// E15 end to end at L = 16,385 (release build: a few tens of seconds on two cores).
+/// E15 end to end at L = 16,385 (release build: about 6 s on two idle cores).
 #[test]
-#[ignore = "long: run with --ignored in release"]
 fn e15_l16385_tiled_pooled_path_end_to_end() {
     let set = synth_head_set("local", 16385, 0);
     let head = set.head(0, 0, false, None).unwrap();
