@@ -419,3 +419,120 @@ fn gui_cancel_stops_a_long_decomposition_and_keeps_the_view_alive() {
     assert_eq!(error.as_deref(), Some("cancelled by the user"));
     assert!(harness.app().results.pooled_decomposition.is_none());
 }
+
+/// A file dropped onto the window (what winit delivers on native platforms).
+#[derive(Debug)]
+struct DroppedPath(std::path::PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn write_small_npz(path: &std::path::Path, seq_len: usize) {
+    let q = ndarray::Array2::<f32>::from_shape_fn((seq_len, 4), |(i, j)| ((i * 7 + j) % 5) as f32);
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(path).unwrap());
+    for name in ["q", "k", "v"] {
+        npz.add_array(name, &q).unwrap();
+    }
+    npz.finish().unwrap();
+}
+
+#[test]
+fn gui_dropping_a_file_opens_it_and_remembers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dropped.npz");
+    write_small_npz(&path, 11);
+    let mut h = harness(InputSource::Sample("zen".into()));
+    wait_idle(&mut h);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(path.clone())));
+    wait_idle(&mut h);
+    let app = h.app();
+    let input = app.selection.input.as_ref().expect("an input");
+    assert!(matches!(&input.source, InputSource::File(p) if p == &path));
+    assert_eq!(input.set.seq_len_q(), 11);
+    assert!(app.recent_files[0].ends_with("dropped.npz"));
+    // The recent list survives a restart through eframe's storage (serialised settings).
+    let saved = serde_json::to_string(&app.persisted()).unwrap();
+    let mut fresh = harness(InputSource::Sample("zen".into()));
+    fresh.step();
+    fresh
+        .app_mut()
+        .restore(serde_json::from_str(&saved).unwrap());
+    assert_eq!(fresh.app().recent_files, h.app().recent_files);
+}
+
+#[test]
+fn gui_exports_write_png_npz_json_and_csv_of_the_current_view() {
+    use attnscope::app::export::ExportWhat;
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    wait_idle(&mut harness);
+    let dir = tempfile::tempdir().unwrap();
+    let app = harness.app();
+    let l = app
+        .results
+        .decomposition
+        .as_ref()
+        .unwrap()
+        .head
+        .input
+        .set
+        .seq_len_q();
+    let png = dir.path().join("near.png");
+    app.export_job(ExportWhat::Png {
+        view: View::Decomposition,
+        panel: "near field",
+    })
+    .expect("a decomposition to export")
+    .write(&png)
+    .unwrap();
+    let img = image::open(&png).unwrap();
+    // One pixel per cell plus two title lines and the colorbar.
+    assert!(img.width() as usize > l && img.height() as usize >= l + 20);
+    let npz = dir.path().join("m.npz");
+    app.export_job(ExportWhat::Matrices(View::Decomposition))
+        .unwrap()
+        .write(&npz)
+        .unwrap();
+    let mut reader = ndarray_npy::NpzReader::new(std::fs::File::open(&npz).unwrap()).unwrap();
+    assert_eq!(reader.len(), 6);
+    let near: ndarray::Array2<f32> = reader.by_name("near").unwrap();
+    assert_eq!(near.dim(), (l, l));
+    let csv = dir.path().join("m.csv");
+    app.export_job(ExportWhat::MetricsCsv(View::Decomposition))
+        .unwrap()
+        .write(&csv)
+        .unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("metrics.band_mass"), "{text}");
+    let json = dir.path().join("m.json");
+    app.export_job(ExportWhat::MetricsJson(View::Decomposition))
+        .unwrap()
+        .write(&json)
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["metrics"]["bandwidth"], 4);
+    // Nothing computed yet in the methods view: no job.
+    assert!(
+        app.export_job(ExportWhat::Matrices(View::Methods))
+            .is_none()
+    );
+    // A panel the view does not have is an error message, not a panic.
+    let err = app
+        .export_job(ExportWhat::Png {
+            view: View::Decomposition,
+            panel: "no such panel",
+        })
+        .unwrap()
+        .write(&dir.path().join("x.png"))
+        .unwrap_err();
+    assert!(err.contains("no such panel"), "{err}");
+}
