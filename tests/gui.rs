@@ -536,3 +536,37 @@ fn gui_exports_write_png_npz_json_and_csv_of_the_current_view() {
         .unwrap_err();
     assert!(err.contains("no such panel"), "{err}");
 }
+
+#[test]
+fn gui_e15_methods_view_shows_pooled_exact_a_above_the_budget() {
+    use attnscope::app::export::ExportWhat;
+    let mut harness = harness(synth_local(3001));
+    harness.app_mut().apply(Command::ShowView(View::Methods));
+    harness.app_mut().apply(Command::SetMethod(MethodId::Band));
+    // 3001² · 4 bytes = 34 MiB > 16 MiB: exact A goes through the tiled path.
+    harness.app_mut().apply(Command::SetBudgetMib(16));
+    wait_idle(&mut harness);
+    let run = harness.app().results.method.clone().expect("a band run");
+    assert!(run.exact.is_none() && run.approx.is_none());
+    let pooled = run.pooled[0].as_ref().expect("pooled exact A");
+    assert_eq!(pooled.factor, 2);
+    assert!(harness.query_all_by_label_contains("pooled 2×2").count() >= 1);
+    assert!(
+        run.notes.iter().any(|n| n.contains("row tiles")),
+        "{:?}",
+        run.notes
+    );
+    assert!(run.metrics.output_rel.value().is_finite());
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("a.png");
+    harness
+        .app()
+        .export_job(ExportWhat::Png {
+            view: View::Methods,
+            panel: "A",
+        })
+        .unwrap()
+        .write(&png)
+        .unwrap();
+    assert!(image::open(&png).unwrap().width() >= 1501);
+}

@@ -215,6 +215,16 @@ impl ExportJob {
             (ExportSource::Method(run), what) => {
                 let parameters = method_parameters_summary(run.method, &run.params);
                 match what {
+                    ExportWhat::Png { panel, .. } if run.exact.is_none() => {
+                        // Very long input: only exact A exists, pooled from row tiles.
+                        let (Some(pooled), "A") = (&run.pooled[0], panel) else {
+                            return Err("the matrices are not materialised (C8 budget)".to_string());
+                        };
+                        let mut opts = PngOptions::new(self.display.sequential_scale(&pooled.data));
+                        opts.upscale = self.upscale.max(1);
+                        let title = head_title(&run.head, "exact A", parameters);
+                        write_pooled_png(path, pooled, &title, &opts).map_err(e)
+                    }
                     ExportWhat::Png { panel, .. } => {
                         let (Some(exact), Some(approx), Some(error)) =
                             (&run.exact, &run.approx, &run.error)

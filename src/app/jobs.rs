@@ -555,8 +555,35 @@ fn run_job(id: u64, request: JobRequest, control: TileControl<'_>) -> Result<Job
                 .set
                 .head(head.layer, head.head, head.causal, None)
                 .map_err(|e| e.to_string())?;
-            let exact = compute(MethodId::Full, &params, &input, true, budget)
-                .map_err(|e| e.to_string())?;
+            let (lq, lk) = (input.seq_len_q(), input.seq_len_kv());
+            // Above the budget (E15): exact A pooled from row tiles (cancellable, with
+            // progress); its output is the exact output. Â and Â − A stay unmaterialised.
+            let (exact, pooled_exact) = if budget.check(lq, lk).is_err() {
+                let tiled =
+                    pooled_decomposition(&input, 0, settings.max_side, settings.pool_mode, control)
+                        .map_err(|e| match e {
+                            AnalysisError::Cancelled => "cancelled by the user".to_string(),
+                            other => other.to_string(),
+                        })?;
+                let note = format!(
+                    "exact A ({lq}×{lk}) exceeds the matrix budget: computed in row tiles and \
+                     shown {}",
+                    tiled.full.label().unwrap_or_else(|| "exactly".into())
+                );
+                let exact = crate::attention::MethodResult {
+                    output: tiled.output,
+                    matrix: None,
+                    matrix_note: Some(note),
+                    properties: MethodId::Full.properties(&params, input.head_dim()),
+                    params: params.clone(),
+                    notes: Vec::new(),
+                };
+                (exact, Some(tiled.full))
+            } else {
+                let exact = compute(MethodId::Full, &params, &input, true, budget)
+                    .map_err(|e| e.to_string())?;
+                (exact, None)
+            };
             let start = Instant::now();
             let approx =
                 compute(method, &params, &input, true, budget).map_err(|e| e.to_string())?;
@@ -576,7 +603,7 @@ fn run_job(id: u64, request: JobRequest, control: TileControl<'_>) -> Result<Job
                     .map(|m| pool(m.view(), settings.max_side, settings.pool_mode))
             };
             let pooled = [
-                pool_opt(&exact.matrix),
+                pooled_exact.or_else(|| pool_opt(&exact.matrix)),
                 pool_opt(&approx.matrix),
                 pool_opt(&error),
             ];

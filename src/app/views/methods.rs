@@ -223,7 +223,10 @@ fn heatmaps_ui(
     commands: &mut Vec<Command>,
 ) {
     let (Some(exact), [Some(pa), Some(pb), Some(pe)]) = (&run.exact, &run.pooled) else {
-        ui.weak("The matrices are not materialised (C8 budget); see the notes.");
+        if let [Some(pooled), ..] = &run.pooled {
+            pooled_exact_ui(ui, sel, run, pooled, textures, width, commands);
+        }
+        ui.weak("The matrices Â and Â − A are not materialised (C8 budget); see the notes.");
         return;
     };
     let (Some(approx), Some(error)) = (&run.approx, &run.error) else {
@@ -278,6 +281,58 @@ fn heatmaps_ui(
                 });
             });
         }
+    });
+}
+
+/// Exact A of a very long input, pooled from row tiles (E15); Â is not materialised.
+fn pooled_exact_ui(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    run: &MethodRun,
+    pooled: &crate::render::Pooled,
+    textures: &mut TextureCache,
+    width: f32,
+    commands: &mut Vec<Command>,
+) {
+    let scale = sel.display.sequential_scale(&pooled.data);
+    colorbar_ui(ui, "A (pooled):", &scale);
+    let tokens = HeadTokens {
+        head: &run.head,
+        empty_rows: &run.empty_rows,
+    };
+    let key = TextureKey {
+        result_id: run.id,
+        panel: "A",
+        display: sel.display.key(),
+    };
+    let ctx = ui.ctx().clone();
+    let texture = textures.get(&ctx, key, pooled, &scale);
+    let cell = (width / 2.0).max(160.0);
+    let dim = (
+        run.head.input.set.seq_len_q(),
+        run.head.input.set.seq_len_kv(),
+    );
+    ui.allocate_ui(egui::vec2(cell, cell + 24.0), |ui| {
+        ui.vertical(|ui| {
+            ui.set_width(cell);
+            let action = heatmap_ui(
+                ui,
+                &HeatmapArgs {
+                    title: "exact A",
+                    matrix: None,
+                    dim,
+                    pooled,
+                    texture: &texture,
+                    tokens: &tokens,
+                    empty_rows: &run.empty_rows,
+                    link_group: egui::Id::unique("methods_link"),
+                    height: cell,
+                },
+            );
+            if let Some(action) = action {
+                commands.push(action_command(View::Methods, "A", action));
+            }
+        });
     });
 }
 
