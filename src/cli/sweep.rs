@@ -12,9 +12,7 @@ use attnscope::attention::MethodId;
 
 use super::ParamArgs;
 use attnscope::experiment::report::PEAK_MEMORY_SOURCE;
-use attnscope::experiment::sweep::{
-    DEFAULT_MAX_EXACT_LEN, parse_seq_len_item,
-};
+use attnscope::experiment::sweep::{DEFAULT_MAX_EXACT_LEN, parse_seq_len_item};
 use attnscope::experiment::{
     CancelToken, CsvStream, ExperimentError, InputSpec, MachineInfo, ProgressSink, SweepConfig,
     SweepReport, SweepRow, Tee, run_sweep, write_json, write_plots,
@@ -199,14 +197,10 @@ pub fn run(args: &SweepArgs, flags: &ParamArgs) -> anyhow::Result<()> {
     let machine = MachineInfo::detect();
     let mut csv = CsvStream::create(&args.out, &machine)?;
     let mut progress = StderrProgress::new();
-    let mut null = crate::experiment::NullSink;
+    let mut null = attnscope::experiment::NullSink;
     let cancel = CancelToken::new();
     let outcome = {
-        let second: &mut dyn ProgressSink = if args.quiet {
-            &mut null
-        } else {
-            &mut progress
-        };
+        let second: &mut dyn ProgressSink = if args.quiet { &mut null } else { &mut progress };
         let mut tee = Tee {
             first: &mut csv,
             second,

@@ -45,6 +45,9 @@ pub enum ExperimentError {
     /// The sweep configuration is unusable (empty grid, zero repeats, …).
     #[error("invalid sweep configuration: {0}")]
     InvalidConfig(String),
+    /// Exact attention (the error reference) failed.
+    #[error("exact reference: {0}")]
+    ExactReference(#[source] crate::attention::AttentionError),
     /// The rayon thread pool could not be built.
     #[error("could not build a pool of {threads} threads: {reason}")]
     ThreadPool {

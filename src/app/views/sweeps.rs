@@ -150,11 +150,10 @@ impl Default for SweepsViewState {
     }
 }
 
-impl Drop for SweepsViewState {
+impl Drop for SweepJob {
+    /// A sweep whose view state goes away (window closed) is cancelled, not left running.
     fn drop(&mut self) {
-        if let Some(job) = &self.job {
-            job.cancel.cancel();
-        }
+        self.cancel.cancel();
     }
 }
 
@@ -370,42 +369,55 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
     egui::Grid::new("sweep_form_grid")
         .num_columns(2)
         .show(ui, |ui| {
-            ui.label("Data");
+            let l = ui.label("Data");
             ui.add(egui::TextEdit::singleline(&mut state.source).hint_text("synth:local"))
-                .on_hover_text("synth:KIND (gaussian, local, local-global, low-rank-far), sample:NAME or a file path");
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "synth:KIND (gaussian, local, local-global, low-rank-far), sample:NAME or a file path",
+                );
             ui.end_row();
-            ui.label("Layer / head");
-            ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut state.layer));
-                ui.add(egui::DragValue::new(&mut state.head));
-            });
+            let l = ui.label("Layer");
+            ui.add(egui::DragValue::new(&mut state.layer)).labelled_by(l.id);
             ui.end_row();
-            ui.label("Lengths L");
+            let l = ui.label("Head");
+            ui.add(egui::DragValue::new(&mut state.head)).labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Lengths L");
             ui.text_edit_singleline(&mut state.seq_lens)
+                .labelled_by(l.id)
                 .on_hover_text("comma list; A..B doubles from A to B");
             ui.end_row();
-            ui.label("Bandwidths");
-            ui.add(egui::TextEdit::singleline(&mut state.bandwidths).hint_text(params.bandwidth.to_string()));
+            let l = ui.label("Bandwidths");
+            ui.add(
+                egui::TextEdit::singleline(&mut state.bandwidths)
+                    .hint_text(params.bandwidth.to_string()),
+            )
+            .labelled_by(l.id);
             ui.end_row();
-            ui.label("Ranks");
-            ui.add(egui::TextEdit::singleline(&mut state.ranks).hint_text("rank-like parameter"));
+            let l = ui.label("Ranks");
+            ui.add(egui::TextEdit::singleline(&mut state.ranks).hint_text("rank-like parameter"))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("Seeds");
-            ui.add(egui::TextEdit::singleline(&mut state.seeds).hint_text(params.seed.to_string()));
+            let l = ui.label("Seeds");
+            ui.add(egui::TextEdit::singleline(&mut state.seeds).hint_text(params.seed.to_string()))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("Repeats");
-            ui.add(egui::DragValue::new(&mut state.repeats).range(1..=100));
+            let l = ui.label("Repeats");
+            ui.add(egui::DragValue::new(&mut state.repeats).range(1..=100))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("Threads");
+            let l = ui.label("Threads");
             ui.add(egui::DragValue::new(&mut state.threads).range(0..=256))
+                .labelled_by(l.id)
                 .on_hover_text("0 = one per logical core");
             ui.end_row();
-            ui.label("Max exact L");
+            let l = ui.label("Max exact L");
             ui.add(egui::DragValue::new(&mut state.max_exact_len).range(1..=1 << 20))
+                .labelled_by(l.id)
                 .on_hover_text("above it errors are not computed");
             ui.end_row();
-            ui.label("Causal");
-            ui.checkbox(&mut state.causal, "");
+            ui.label("");
+            ui.checkbox(&mut state.causal, "Causal");
             ui.end_row();
         });
     ui.horizontal(|ui| {
@@ -445,8 +457,9 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
         super::error_label(ui, e);
     }
     ui.separator();
-    ui.label("Export");
-    ui.text_edit_singleline(&mut state.export_dir);
+    let l = ui.label("Export directory");
+    ui.text_edit_singleline(&mut state.export_dir)
+        .labelled_by(l.id);
     ui.horizontal(|ui| {
         let has_rows = !state.rows.is_empty();
         if ui
