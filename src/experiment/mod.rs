@@ -38,9 +38,9 @@ pub enum ExperimentError {
     Data {
         /// The `--data` value.
         source_name: String,
-        /// The loader's error.
+        /// The loader's error (boxed: it is large).
         #[source]
-        error: crate::data::DataError,
+        error: Box<crate::data::DataError>,
     },
     /// The sweep configuration is unusable (empty grid, zero repeats, …).
     #[error("invalid sweep configuration: {0}")]

@@ -474,7 +474,7 @@ struct Exact {
 
 /// The input at one (seed, L): owned synthetic data or the file, plus why it is unusable.
 enum Prepared {
-    Synth(QkvSet, String),
+    Synth(Box<QkvSet>, String),
     File,
     Unusable(String),
 }
@@ -539,7 +539,7 @@ pub fn run_sweep(
     };
     let data_error = |error| ExperimentError::Data {
         source_name: config.input.source.clone(),
-        error,
+        error: Box::new(error),
     };
     let synth_spec = if config.input.is_synthetic() {
         Some(SynthSpec::parse(&config.input.source).map_err(data_error)?)
@@ -592,7 +592,7 @@ pub fn run_sweep(
                     };
                     // Re-parse the canonical string to apply the generator's size limit.
                     SynthSpec::parse(&spec.source()).map_err(data_error)?;
-                    Prepared::Synth(generate(&spec), spec.source())
+                    Prepared::Synth(Box::new(generate(&spec)), spec.source())
                 }
                 (None, Some(h)) => {
                     let avail = h.seq_len_q().min(h.seq_len_kv());

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 
 use eframe::egui;
-use egui_plot::{GridMark, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{GridInput, GridMark, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 use crate::attention::{MethodId, MethodParams};
 use crate::experiment::plot::{
@@ -278,13 +278,12 @@ impl SweepsViewState {
                 }
             }
         }
-        if done {
-            if let Some(mut job) = self.job.take() {
-                if let Some(h) = job.handle.take() {
-                    // The thread has sent its last event; joining is immediate.
-                    let _ = h.join();
-                }
-            }
+        if done
+            && let Some(mut job) = self.job.take()
+            && let Some(h) = job.handle.take()
+        {
+            // The thread has sent its last event; joining is immediate.
+            let _ = h.join();
         }
     }
 
@@ -538,6 +537,51 @@ fn from_axis(v: f64, scale: AxisScale) -> f64 {
     }
 }
 
+/// Grid marks for an axis that plots log10 of the values: decades (thick), plus 2× and 5×
+/// (thin) when fewer than three decades are visible, plus powers of two for lengths (`x`).
+fn log_marks(input: &GridInput, powers_of_two: bool) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo || hi - lo > 60.0 {
+        return Vec::new();
+    }
+    let mut marks = Vec::new();
+    let (first, last) = (lo.floor() as i64, hi.ceil() as i64);
+    let dense = hi - lo < 3.0;
+    for k in first..=last {
+        let k = k as f64;
+        if (lo..=hi).contains(&k) {
+            marks.push(GridMark {
+                value: k,
+                step_size: 1.0,
+            });
+        }
+        if dense && !powers_of_two {
+            for m in [2f64, 5.0] {
+                let v = k + m.log10();
+                if (lo..=hi).contains(&v) {
+                    marks.push(GridMark {
+                        value: v,
+                        step_size: 0.1,
+                    });
+                }
+            }
+        }
+    }
+    if powers_of_two {
+        let (a, b) = (
+            (lo / 2f64.log10()).ceil() as i64,
+            (hi / 2f64.log10()).floor() as i64,
+        );
+        for n in a..=b {
+            marks.push(GridMark {
+                value: n as f64 * 2f64.log10(),
+                step_size: 0.1,
+            });
+        }
+    }
+    marks
+}
+
 fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
     let Some(spec) = state.plot.build(&state.rows) else {
         ui.label(match state.plot {
@@ -591,6 +635,14 @@ fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
             if xs == AxisScale::Log { " (log)" } else { "" }
         ))
         .y_axis_label(format!("{y_label} (log)"))
+        .x_grid_spacer(move |input| {
+            if xs == AxisScale::Log {
+                log_marks(&input, true)
+            } else {
+                egui_plot::log_grid_spacer(10)(input)
+            }
+        })
+        .y_grid_spacer(move |input| log_marks(&input, false))
         .x_axis_formatter(move |m: GridMark, _| tick(m.value, xs))
         .y_axis_formatter(move |m: GridMark, _| tick(m.value, ys))
         .label_formatter(move |pos| {
