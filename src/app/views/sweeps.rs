@@ -537,8 +537,9 @@ fn from_axis(v: f64, scale: AxisScale) -> f64 {
     }
 }
 
-/// Grid marks for an axis that plots log10 of the values: decades (thick), plus 2× and 5×
-/// (thin) when fewer than three decades are visible, plus powers of two for lengths (`x`).
+/// Grid marks for an axis that plots log10 of the values: decades (thick) plus 2× and 5×
+/// (thin) when fewer than three decades are visible; or, for lengths and ranks
+/// (`powers_of_two`), every power of two.
 fn log_marks(input: &GridInput, powers_of_two: bool) -> Vec<GridMark> {
     let (lo, hi) = input.bounds;
     if !(lo.is_finite() && hi.is_finite()) || hi <= lo || hi - lo > 60.0 {
@@ -549,7 +550,7 @@ fn log_marks(input: &GridInput, powers_of_two: bool) -> Vec<GridMark> {
     let dense = hi - lo < 3.0;
     for k in first..=last {
         let k = k as f64;
-        if (lo..=hi).contains(&k) {
+        if !powers_of_two && (lo..=hi).contains(&k) {
             marks.push(GridMark {
                 value: k,
                 step_size: 1.0,
@@ -572,10 +573,11 @@ fn log_marks(input: &GridInput, powers_of_two: bool) -> Vec<GridMark> {
             (lo / 2f64.log10()).ceil() as i64,
             (hi / 2f64.log10()).floor() as i64,
         );
+        // Every power of two with the same weight, so each gets its label (256, 512, …).
         for n in a..=b {
             marks.push(GridMark {
                 value: n as f64 * 2f64.log10(),
-                step_size: 0.1,
+                step_size: 2f64.log10(),
             });
         }
     }
