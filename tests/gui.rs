@@ -8,6 +8,7 @@ use attnscope::app::jobs::{
 };
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
+use attnscope::data::{SynthKind, SynthSpec};
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -16,17 +17,47 @@ use egui_kittest::kittest::Queryable;
 /// Upper bound on frames to wait for the worker (each frame sleeps 10 ms).
 const MAX_WAIT_FRAMES: usize = 3000;
 
-fn harness(source: InputSource) -> Harness<'static, AttnScopeApp> {
+/// The real app in a kittest harness. The app is created in the first frame (it needs the
+/// harness's `egui::Context` for repaint requests); each frame runs exactly what
+/// `eframe::App::logic` + `ui` run: [`AttnScopeApp::poll_jobs`] then [`AttnScopeApp::show`].
+fn harness(source: InputSource) -> Harness<'static, Option<AttnScopeApp>> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| AttnScopeApp::new(&cc.egui_ctx, source).expect("worker thread"))
+        .build_ui_state(
+            move |ui, app: &mut Option<AttnScopeApp>| {
+                let app = app.get_or_insert_with(|| {
+                    AttnScopeApp::new(ui.ctx(), source.clone()).expect("worker thread")
+                });
+                app.poll_jobs();
+                app.show(ui);
+            },
+            None,
+        )
+}
+
+trait AppHarness {
+    fn app(&self) -> &AttnScopeApp;
+    fn app_mut(&mut self) -> &mut AttnScopeApp;
+}
+
+impl AppHarness for Harness<'_, Option<AttnScopeApp>> {
+    fn app(&self) -> &AttnScopeApp {
+        self.state()
+            .as_ref()
+            .expect("the first frame creates the app")
+    }
+    fn app_mut(&mut self) -> &mut AttnScopeApp {
+        self.state_mut()
+            .as_mut()
+            .expect("the first frame creates the app")
+    }
 }
 
 /// Steps frames until no job is queued or running (bounded).
-fn wait_idle(harness: &mut Harness<'_, AttnScopeApp>) {
+fn wait_idle(harness: &mut Harness<'_, Option<AttnScopeApp>>) {
     for _ in 0..MAX_WAIT_FRAMES {
         harness.step();
-        if !harness.state().is_busy() {
+        if !harness.app().is_busy() {
             // One more frame so the view draws the landed result.
             harness.step();
             return;
@@ -36,14 +67,14 @@ fn wait_idle(harness: &mut Harness<'_, AttnScopeApp>) {
     panic!("the worker did not finish within {MAX_WAIT_FRAMES} frames");
 }
 
-fn assert_no_error_label(harness: &Harness<'_, AttnScopeApp>) {
+fn assert_no_error_label(harness: &Harness<'_, Option<AttnScopeApp>>) {
     let errors: Vec<String> = harness
         .query_all_by_label_contains("Error")
         .map(|n| format!("{n:?}"))
         .collect();
     assert!(errors.is_empty(), "error labels on screen: {errors:?}");
-    assert!(harness.state().results.decomposition_error.is_none());
-    assert!(harness.state().results.load_error.is_none());
+    assert!(harness.app().results.decomposition_error.is_none());
+    assert!(harness.app().results.load_error.is_none());
 }
 
 #[test]
@@ -51,7 +82,7 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
     let mut harness = harness(InputSource::Sample("zen".into()));
     wait_idle(&mut harness);
     let first = harness
-        .state()
+        .app()
         .results
         .decomposition
         .clone()
@@ -70,12 +101,12 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
         .set_value_accesskit(9.0);
     wait_idle(&mut harness);
     let second = harness
-        .state()
+        .app()
         .results
         .decomposition
         .clone()
         .expect("a decomposition after the slider moved");
-    assert_eq!(harness.state().selection.params.bandwidth, 9);
+    assert_eq!(harness.app().selection.params.bandwidth, 9);
     assert_eq!(second.decomposition.metrics.bandwidth, 9);
     assert_ne!(second.id, first.id, "a new result replaced the old one");
     // A wider band keeps more mass inside it.
@@ -90,23 +121,25 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
     }
     assert_no_error_label(&harness);
     // Six textures of the current result only: the old result's textures were evicted.
-    assert_eq!(harness.state().cached_textures(), DecompPanel::ALL.len());
+    assert_eq!(harness.app().cached_textures(), DecompPanel::ALL.len());
 }
 
 #[test]
 fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
-    let mut harness = harness(InputSource::Synthetic {
-        kind: "local-global".into(),
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::LocalGlobal,
         seq_len: 37,
+        head_dim: 16,
+        num_heads: 2,
         seed: 7,
-    });
+    }));
     wait_idle(&mut harness);
-    harness.state_mut().apply(Command::SetCausal(true));
-    harness.state_mut().apply(Command::ShowView(View::Methods));
+    harness.app_mut().apply(Command::SetCausal(true));
+    harness.app_mut().apply(Command::ShowView(View::Methods));
     for &method in MethodId::ALL {
-        harness.state_mut().apply(Command::SetMethod(method));
+        harness.app_mut().apply(Command::SetMethod(method));
         wait_idle(&mut harness);
-        let state = harness.state();
+        let state = harness.app();
         if let Some(e) = &state.results.method_error {
             // Methods that reject causality report a typed error inline; nothing panics.
             assert!(e.contains("causal"), "{method}: unexpected error {e}");
@@ -128,11 +161,13 @@ fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
 #[test]
 fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
     let mut worker = Worker::spawn(|| {}).expect("worker thread");
-    worker.submit(JobRequest::Load(InputSource::Synthetic {
-        kind: "gaussian".into(),
+    worker.submit(JobRequest::Load(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Gaussian,
         seq_len: 61,
+        head_dim: 8,
+        num_heads: 1,
         seed: 3,
-    }));
+    })));
     let mut input = None;
     for _ in 0..MAX_WAIT_FRAMES {
         for result in worker.poll() {
@@ -174,4 +209,65 @@ fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
         Ok(JobOutput::Decomposed(d)) => assert_eq!(d.decomposition.metrics.bandwidth, 24),
         other => panic!("expected a decomposition, got {other:?}"),
     }
+}
+
+#[test]
+fn gui_e15_matrices_over_2048_are_pooled_and_labelled() {
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Local,
+        seq_len: 2049,
+        head_dim: 4,
+        num_heads: 1,
+        seed: 11,
+    }));
+    // Switch before the load lands so only the (cheap) methods job runs, not the SVD.
+    harness.app_mut().apply(Command::ShowView(View::Methods));
+    harness.app_mut().apply(Command::SetMethod(MethodId::Band));
+    wait_idle(&mut harness);
+    let run = harness.app().results.method.clone().expect("a band run");
+    let pooled = run.pooled[0].as_ref().expect("exact A pooled");
+    assert_eq!(pooled.factor, 2);
+    assert_eq!(pooled.data.dim(), (1025, 1025));
+    assert_eq!(
+        harness.query_all_by_label_contains("pooled 2×2").count(),
+        3,
+        "A, Â and the error each carry the pooled label"
+    );
+}
+
+#[test]
+fn gui_c3_rows_that_see_no_key_are_reported_for_causal_lq_greater_than_lk() {
+    use ndarray::Array2;
+    use ndarray_npy::NpzWriter;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lq5_lk3.npz");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut normal = |rows: usize| {
+        Array2::from_shape_simple_fn((rows, 4), || StandardNormal.sample(&mut rng)) as Array2<f32>
+    };
+    let (q, k, v) = (normal(5), normal(3), normal(3));
+    let mut npz = NpzWriter::new(std::fs::File::create(&path).expect("create npz"));
+    npz.add_array("q", &q).expect("write q");
+    npz.add_array("k", &k).expect("write k");
+    npz.add_array("v", &v).expect("write v");
+    npz.finish().expect("finish npz");
+
+    let mut harness = harness(InputSource::File(path));
+    wait_idle(&mut harness);
+    harness.app_mut().apply(Command::SetCausal(true));
+    wait_idle(&mut harness);
+    let result = harness
+        .app()
+        .results
+        .decomposition
+        .clone()
+        .expect("a decomposition");
+    assert!(result.head.causal);
+    // C1: query i sees key j iff j ≤ i + (3 − 5); queries 0 and 1 see nothing.
+    assert_eq!(result.decomposition.metrics.empty_rows, vec![0, 1]);
+    harness.get_by_label_contains("2 queries see no key");
+    assert_no_error_label(&harness);
 }

@@ -61,7 +61,7 @@ fn band_reference(head: &HeadInput<'_>, bandwidth: usize) -> Array2<f32> {
 
 /// Slow linear-attention reference: the O(L²) masked kernel matrix, normalised, times V.
 fn linear_reference(head: &HeadInput<'_>, map: FeatureMap, norm: Normalization) -> Array2<f32> {
-    let (lq, lk) = (head.seq_len_q(), head.seq_len_kv());
+    let lq = head.seq_len_q();
     let mut out = Array2::<f32>::zeros((lq, head.value_dim()));
     for i in 0..lq {
         let vis = head.visible_keys(i);

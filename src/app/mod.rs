@@ -414,6 +414,11 @@ impl AttnScopeApp {
                 shown_at_secs: self.ctx.input(|i| i.time),
             });
         }
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "attnscope — {}",
+                input.set.source
+            )));
         self.selection.input = Some(input);
         self.mark_dirty();
     }
@@ -496,6 +501,14 @@ impl eframe::App for AttnScopeApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl AttnScopeApp {
+    /// Draws the whole window into `ui` and applies this frame's commands. Separate from
+    /// [`eframe::App::ui`] so tests can drive the real app without an `eframe::Frame`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
         let mut commands = Vec::new();
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut commands));
         egui::Panel::left("data_panel")
