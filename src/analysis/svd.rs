@@ -159,7 +159,9 @@ pub fn truncated_svd(a: &Array2<f32>, rank: usize, seed: u64) -> Result<SvdFacto
             q = (&mat * &z).qr().compute_thin_Q();
         }
         let b = q.transpose() * &mat;
-        let svd = b.thin_svd().map_err(|e| AnalysisError::Svd(format!("{e:?}")))?;
+        let svd = b
+            .thin_svd()
+            .map_err(|e| AnalysisError::Svd(format!("{e:?}")))?;
         let u = &q * svd.U();
         let (v, s) = (svd.V(), svd.S().column_vector());
         Ok(SvdFactors {
