@@ -143,6 +143,17 @@ pub struct HeatmapArgs<'a> {
 
 /// Draws one heatmap with its title, pooled label and hover read-out.
 pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
+    heatmap_overlay_ui(ui, args, |_| {});
+}
+
+/// [`heatmap_ui`] with extra plot items drawn over the image by `overlay` (in matrix
+/// coordinates: x = key column, y = query row, one unit per cell). Returns the cell
+/// `(query i, key j)` that was clicked this frame, if any.
+pub fn heatmap_overlay_ui(
+    ui: &mut egui::Ui,
+    args: &HeatmapArgs<'_>,
+    overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> Option<(usize, usize)> {
     let (rows, cols) = args.matrix.dim();
     ui.horizontal(|ui| {
         ui.strong(args.title);
@@ -177,8 +188,14 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
         .include_y(rows as f64)
         .show(ui, |plot_ui| {
             plot_ui.image(image);
+            overlay(plot_ui);
             plot_ui.pointer_coordinate()
         });
+    let clicked = response
+        .inner
+        .filter(|p| response.response.clicked() && p.x >= 0.0 && p.y >= 0.0)
+        .map(|p| (p.y.floor() as usize, p.x.floor() as usize))
+        .filter(|&(i, j)| i < rows && j < cols);
     if let Some(point) = response.inner
         && response.response.hovered()
         && point.x >= 0.0
@@ -197,6 +214,7 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
             response.response.on_hover_text_at_pointer(text);
         }
     }
+    clicked
 }
 
 /// A horizontal colorbar for `scale` with its minimum, middle and maximum values.
