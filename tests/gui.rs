@@ -339,6 +339,7 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
 
     // Causal: the bidirectional-only methods say so instead of failing.
     harness.state_mut().apply(Command::SetCausal(true));
+    wait_idle(&mut harness);
     harness.get_by_label("Compare all").click();
     wait_idle(&mut harness);
     let table = harness.state().results.compare_all.clone().expect("a table");

@@ -61,6 +61,20 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the attnscope window: {e}"))
 }
 
+/// Adds the bundled monospace font (Hack) as the last fallback of the proportional family, so
+/// math in labels and notes (⌈√L⌉, ∅, ∈, ‖·‖, p̃) is drawn instead of tofu (Ubuntu-Light lacks
+/// these glyphs).
+fn install_fallback_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack")
+        && let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+        && !family.iter().any(|f| f == "Hack")
+    {
+        family.push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
 /// The views (tabs). New views add a variant here and a file in `views/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -297,6 +311,7 @@ impl AttnScopeApp {
     /// # Errors
     /// The worker thread could not be spawned.
     pub fn new(ctx: &egui::Context, source: InputSource) -> std::io::Result<Self> {
+        install_fallback_fonts(ctx);
         let repaint_ctx = ctx.clone();
         let worker = Worker::spawn(move || repaint_ctx.request_repaint())?;
         let (commands_tx, commands_rx) = channel();
