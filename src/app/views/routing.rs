@@ -20,6 +20,9 @@ use crate::app::{Command, Results, Selection};
 use crate::attention::combiner::{KeySet, RegionKind, Variant, default_block};
 use crate::attention::method::{KeyRow, Pooling};
 
+/// Width of the y axes of the strip and the row plot (equal, so their x axes line up).
+const Y_AXIS_WIDTH: f32 = 44.0;
+
 /// Colour of the direct keys Ω_i^0.
 pub const DIRECT_COLOUR: Color32 = Color32::from_rgb(228, 26, 28);
 
@@ -221,7 +224,7 @@ fn draw_shapes(plot_ui: &mut PlotUi<'_>, shapes: Vec<(Vec<[f64; 2]>, Color32)>, 
     for (points, colour) in shapes {
         let [r, g, b, _] = colour.to_array();
         plot_ui.polygon(
-            Polygon::new("route", PlotPoints::new(points))
+            Polygon::new("", PlotPoints::new(points))
                 .fill_color(Color32::from_rgba_unmultiplied(r, g, b, alpha))
                 .stroke(egui::Stroke::new(1.0, colour))
                 .allow_hover(false),
@@ -263,6 +266,9 @@ fn heatmaps_ui(
     let link_group = egui::Id::unique("routing_link");
     let i = route.row.query as f64;
     let cols = matrix.exact.ncols() as f64;
+    // A one-row band is about one pixel tall; widen the overlay to a few rows so its colours
+    // read (the row's exact values are in the plot below).
+    let pad = (matrix.exact.nrows() / 80) as f64;
     ui.horizontal(|ui| {
         for (index, (title, m, pooled, scale, panel)) in panels.into_iter().enumerate() {
             let key = TextureKey {
@@ -271,7 +277,7 @@ fn heatmaps_ui(
                 display: sel.display.key(),
             };
             let texture = textures.get(&ctx, key, pooled, scale);
-            let shapes = (index == 0).then(|| route_shapes(route, i, i + 1.0));
+            let shapes = (index == 0).then(|| route_shapes(route, i - pad, i + 1.0 + pad));
             ui.allocate_ui(egui::vec2(cell, cell + 24.0), |ui| {
                 ui.vertical(|ui| {
                     ui.set_width(cell);
@@ -288,12 +294,13 @@ fn heatmaps_ui(
                         },
                         move |plot_ui| {
                             if let Some(shapes) = shapes {
-                                draw_shapes(plot_ui, shapes, 200);
+                                draw_shapes(plot_ui, shapes, 230);
+                                return;
                             }
-                            // Outline of the routed row on every panel.
+                            // Outline of the routed row on the other panels.
                             plot_ui.line(
                                 Line::new(
-                                    "routed row",
+                                    "",
                                     PlotPoints::new(vec![
                                         [0.0, i],
                                         [cols, i],
@@ -400,7 +407,8 @@ fn strip_ui(
     let response = Plot::new("routing_strip")
         .height(56.0)
         .width(width - 16.0)
-        .show_axes([true, false])
+        .y_axis_min_width(Y_AXIS_WIDTH)
+        .y_axis_formatter(|_, _| String::new())
         .show_grid(false)
         .allow_scroll(false)
         .allow_zoom([true, false])
@@ -416,7 +424,7 @@ fn strip_ui(
             for (x, y, text, colour) in labels {
                 plot_ui.text(
                     Text::new(
-                        "p(Ω|i)",
+                        "",
                         PlotPoint::new(x, y),
                         egui::RichText::new(text).small().strong().color(text_on(colour)),
                     )
@@ -507,8 +515,10 @@ fn row_plot_ui(
     });
     let seq_len = route.row.effective.len() as f64;
     let response = Plot::new("routing_row_plot")
-        .height(200.0)
+        .set_margin_fraction(egui::vec2(0.0, 0.05))
+        .height(180.0)
         .width(width - 16.0)
+        .y_axis_min_width(Y_AXIS_WIDTH)
         .legend(Legend::default())
         .allow_scroll(false)
         .link_axis(link, [true, false])

@@ -11,7 +11,7 @@ use egui_plot::{
 };
 
 use super::error_label;
-use crate::analysis::spectrum::EXACT_FLOOR;
+use crate::analysis::spectrum::{EXACT_FLOOR, RankPoint};
 use crate::app::view_jobs::{OPTIMAL_MAX_ITERS, same_head};
 use crate::app::{Command, Results, Selection};
 use crate::attention::MethodId;
@@ -111,7 +111,7 @@ pub fn ui(
                                 .width(2.0),
                             );
                             plot_ui.vline(
-                                VLine::new("rank r", sel.params.rank as f64)
+                                VLine::new("", sel.params.rank as f64)
                                     .color(Color32::from_gray(140)),
                             );
                         });
@@ -145,7 +145,7 @@ pub fn ui(
                                 .width(2.0),
                             );
                             plot_ui.vline(
-                                VLine::new("rank r", sel.params.rank as f64)
+                                VLine::new("", sel.params.rank as f64)
                                     .color(Color32::from_gray(140)),
                             );
                         });
@@ -235,6 +235,25 @@ fn eckart_young_ui(
         .points
         .as_ref()
         .filter(|p| same_head(&p.head, &spectrum.head));
+    // Start zoomed on the ranks that matter (the full curve is one double-click away).
+    let ok_points: Vec<&RankPoint> = points
+        .iter()
+        .flat_map(|p| p.points.iter())
+        .filter_map(|(_, o)| o.as_ref().ok().and_then(Option::as_ref))
+        .collect();
+    let max_point_rank = ok_points.iter().map(|p| p.rank).max().unwrap_or(0);
+    let last_rank = curve.len().saturating_sub(1);
+    let x_max = (2 * max_point_rank)
+        .max(4 * sel.params.rank)
+        .max(16)
+        .min(last_rank.max(1)) as f64;
+    let y_min = ok_points
+        .iter()
+        .filter_map(|p| p.plot_value())
+        .chain(curve.get(x_max as usize).copied())
+        .fold(1.0_f64, f64::min)
+        .max(EXACT_FLOOR)
+        .log10();
     Plot::new("spectrum_eckart_young")
         .height(height)
         .width(width)
@@ -242,8 +261,8 @@ fn eckart_young_ui(
         .allow_scroll(false)
         .x_axis_label("rank r")
         .y_axis_formatter(log_axis_label)
-        .include_y(EXACT_FLOOR.log10())
-        .include_y(0.0)
+        .default_x_bounds(0.0, x_max * 1.05)
+        .default_y_bounds(y_min - 0.3, 0.3)
         .show(ui, |plot_ui| {
             let line: Vec<[f64; 2]> = curve
                 .iter()
@@ -256,7 +275,7 @@ fn eckart_young_ui(
                     .width(2.0),
             );
             plot_ui.vline(
-                VLine::new("rank r", sel.params.rank as f64).color(Color32::from_gray(120)),
+                VLine::new("", sel.params.rank as f64).color(Color32::from_gray(120)),
             );
             let Some(points) = points else {
                 return;
@@ -286,13 +305,14 @@ fn eckart_young_ui(
                 } else {
                     method.as_str().to_string()
                 };
+                // Unnamed, so the legend keeps the point's colour.
                 plot_ui.text(
                     Text::new(
-                        method.as_str(),
-                        PlotPoint::new(at[0], at[1]),
+                        "",
+                        PlotPoint::new(at[0] + x_max * 0.015, at[1]),
                         egui::RichText::new(label).small().color(colour),
                     )
-                    .anchor(egui::Align2::LEFT_BOTTOM)
+                    .anchor(egui::Align2::LEFT_CENTER)
                     .allow_hover(false),
                 );
             }
@@ -341,7 +361,7 @@ fn optimal_ui(ui: &mut egui::Ui, sel: &Selection, results: &Results, width: f32,
     Plot::new("spectrum_optimal_split")
         .height(height - 20.0)
         .width(width)
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::RightBottom))
         .allow_scroll(false)
         .x_axis_label("iteration")
         .include_y(0.0)
