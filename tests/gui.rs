@@ -198,10 +198,20 @@ fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() 
 
     let state = harness.state();
     assert!(!state.selection.causal, "zen (MiniLM) is bidirectional");
-    let matrix = state.results.routing.matrix.clone().expect("a routing result");
+    let matrix = state
+        .results
+        .routing
+        .matrix
+        .clone()
+        .expect("a routing result");
     let seq_len = matrix.exact.nrows();
     assert_eq!(seq_len, 191);
-    let route = state.results.routing.shown_route().cloned().expect("a route");
+    let route = state
+        .results
+        .routing
+        .shown_route()
+        .cloned()
+        .expect("a route");
     assert_eq!(route.row.query, 100);
     // Default block ⌈√191⌉ = 14; Fixed bidirectional (eq. 10): own block [98, 112) direct,
     // each of the other ⌈191/14⌉ − 1 = 13 blocks one region.
@@ -229,7 +239,10 @@ fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() 
     harness.get_by_label("exact A");
     harness.get_by_label("error q − A");
     assert!(
-        matrix.metrics.matrix_rel_fro.is_some_and(|e| e.value() > 0.0),
+        matrix
+            .metrics
+            .matrix_rel_fro
+            .is_some_and(|e| e.value() > 0.0),
         "Combiner is not exact on zen: {:?}",
         matrix.metrics.matrix_rel_fro
     );
@@ -241,10 +254,20 @@ fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() 
         .set_value_accesskit(5.0);
     wait_idle(&mut harness);
     let state = harness.state();
-    let second = state.results.routing.matrix.clone().expect("a new routing result");
+    let second = state
+        .results
+        .routing
+        .matrix
+        .clone()
+        .expect("a new routing result");
     assert_ne!(second.id, matrix.id);
     assert_eq!(second.block, 5);
-    let route = state.results.routing.shown_route().cloned().expect("a route");
+    let route = state
+        .results
+        .routing
+        .shown_route()
+        .cloned()
+        .expect("a route");
     assert_eq!(route.row.query, 100);
     assert_eq!(route.block, 5);
     assert_eq!(
@@ -266,7 +289,12 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
     wait_idle(&mut harness);
     let state = harness.state();
     let spectrum = state.results.spectrum.spectrum.clone().expect("spectra");
-    let points = state.results.spectrum.points.clone().expect("matched-rank points");
+    let points = state
+        .results
+        .spectrum
+        .points
+        .clone()
+        .expect("matched-rank points");
     let rank = state.selection.params.rank;
     assert_eq!(points.rank, rank);
     assert_eq!(spectrum.spectrum.singular_values.len(), 191);
@@ -334,7 +362,10 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
             row.method
         );
     }
-    harness.get_by_label(&format!("Compare all methods ({}, rank {rank})", MethodId::ALL.len()));
+    harness.get_by_label(&format!(
+        "Compare all methods ({}, rank {rank})",
+        MethodId::ALL.len()
+    ));
     assert_no_view_errors(&harness);
 
     // Causal: the bidirectional-only methods say so instead of failing.
@@ -342,7 +373,12 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
     wait_idle(&mut harness);
     harness.get_by_label("Compare all").click();
     wait_idle(&mut harness);
-    let table = harness.state().results.compare_all.clone().expect("a table");
+    let table = harness
+        .state()
+        .results
+        .compare_all
+        .clone()
+        .expect("a table");
     assert!(table.head.causal);
     let skipped: Vec<MethodId> = table
         .rows

@@ -586,10 +586,12 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             head,
             settings,
             params,
-        } => view_jobs::run_route(id, head, settings, &params)
-            .map(|r| JobOutput::Route(Arc::new(r))),
-        JobRequest::Spectrum { head, bandwidth } => view_jobs::run_spectrum(id, head, bandwidth)
-            .map(|r| JobOutput::Spectrum(Arc::new(r))),
+        } => {
+            view_jobs::run_route(id, head, settings, &params).map(|r| JobOutput::Route(Arc::new(r)))
+        }
+        JobRequest::Spectrum { head, bandwidth } => {
+            view_jobs::run_spectrum(id, head, bandwidth).map(|r| JobOutput::Spectrum(Arc::new(r)))
+        }
         JobRequest::RankPoints { head, rank, params } => {
             view_jobs::run_rank_points(id, head, rank, &params)
                 .map(|r| JobOutput::RankPoints(Arc::new(r)))

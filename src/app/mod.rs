@@ -28,8 +28,8 @@ use jobs::{
     MethodRun, Worker,
 };
 use view_jobs::{
-    CompareAllResult, OptimalResult, RankPointsResult, RouteResult, RoutingResult,
-    RoutingSettings, SpectrumResult,
+    CompareAllResult, OptimalResult, RankPointsResult, RouteResult, RoutingResult, RoutingSettings,
+    SpectrumResult,
 };
 
 /// The sample opened at start when no file is given.
@@ -534,7 +534,11 @@ impl AttnScopeApp {
         let r = &mut self.results;
         match outcome {
             Ok(JobOutput::Routing(m)) => {
-                if r.routing.route.as_ref().is_none_or(|old| old.id < m.route.id) {
+                if r.routing
+                    .route
+                    .as_ref()
+                    .is_none_or(|old| old.id < m.route.id)
+                {
                     r.routing.route = Some(Arc::clone(&m.route));
                 }
                 r.routing.matrix = Some(m);

@@ -14,7 +14,9 @@ use crate::analysis::spectrum::{RankPoint, Spectrum, matched_params, points_at_r
 use crate::analysis::{ErrorMetrics, compare};
 use crate::attention::combiner::{RoutedRow, Variant, layout_for, method_of, route_query};
 use crate::attention::method::{KeyRow, Pooling};
-use crate::attention::{HeadInput, MatrixBudget, MethodId, MethodParams, MethodProperties, compute};
+use crate::attention::{
+    HeadInput, MatrixBudget, MethodId, MethodParams, MethodProperties, compute,
+};
 use crate::render::{PoolMode, Pooled, pool};
 
 /// Settings of the Combiner routing view (part of the shared selection).
@@ -160,7 +162,8 @@ pub fn run_routing(
     let budget = MatrixBudget::default();
     let input = head_input(&head)?;
     let params = settings.method_params(base);
-    let exact = compute(MethodId::Full, &params, &input, true, budget).map_err(|e| e.to_string())?;
+    let exact =
+        compute(MethodId::Full, &params, &input, true, budget).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let approx = compute(method_of(settings.variant), &params, &input, true, budget)
         .map_err(|e| e.to_string())?;
@@ -184,8 +187,8 @@ pub fn run_routing(
         .map_err(|e| e.to_string())?
         .block();
     let query = settings.query_index(input.seq_len_q());
-    let row = route_query(&input, settings.variant, &approx.params, query)
-        .map_err(|e| e.to_string())?;
+    let row =
+        route_query(&input, settings.variant, &approx.params, query).map_err(|e| e.to_string())?;
     let routed = RoutingSettings {
         query: Some(query),
         ..settings

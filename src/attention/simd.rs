@@ -187,7 +187,10 @@ mod x86 {
     /// `1.5·2²³`: adding it rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
     /// ln 2 split so that `n·LN2_HI` is exact for |n| ≤ 2⁸.
-    #[expect(clippy::excessive_precision, reason = "Cephes constant, exactly representable")]
+    #[expect(
+        clippy::excessive_precision,
+        reason = "Cephes constant, exactly representable"
+    )]
     const LN2_HI: f32 = 0.693_359_375;
     const LN2_LO: f32 = -2.121_944_4e-4;
     /// Below this, `2ⁿ` would leave the normal range: the result is flushed to 0.
@@ -195,7 +198,10 @@ mod x86 {
     /// Above this, the result is +∞.
     const EXP_HI: f32 = 88.0;
     /// Cephes `expf` polynomial P(r), highest degree first; e^r ≈ 1 + r + r²·P(r).
-    #[expect(clippy::excessive_precision, reason = "Cephes coefficients, kept verbatim")]
+    #[expect(
+        clippy::excessive_precision,
+        reason = "Cephes coefficients, kept verbatim"
+    )]
     const P: [f32; 6] = [
         1.987_569_2e-4,
         1.398_2e-3,

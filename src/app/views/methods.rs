@@ -5,11 +5,12 @@ use eframe::egui;
 
 use super::decomposition::{HeadTokens, display_controls_ui};
 use super::error_label;
+use crate::analysis::KlValue;
 use crate::app::heatmap_view::{HeatmapArgs, TextureCache, TextureKey, colorbar_ui, heatmap_ui};
 use crate::app::jobs::MethodRun;
+use crate::app::view_jobs::{BIDIRECTIONAL_ONLY, CompareAllResult, same_head};
 use crate::app::{Command, Results, Selection};
 use crate::attention::method::{KeyRow, Pooling, Projection};
-use crate::app::view_jobs::{BIDIRECTIONAL_ONLY, CompareAllResult, same_head};
 use crate::attention::{FeatureMap, MethodId, MethodParams, Normalization};
 
 /// Which parameters a method reads (by its SPEC id, so methods added later get controls as soon
@@ -382,6 +383,17 @@ fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
     }
 }
 
+/// `text` cut to `max_chars` characters (with "…").
+fn short(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 /// The "Compare all" table: every method at matched parameters on the current input.
 fn compare_all_ui(ui: &mut egui::Ui, sel: &Selection, table: &CompareAllResult) {
     let current = sel
@@ -438,8 +450,16 @@ fn compare_all_ui(ui: &mut egui::Ui, sel: &Selection, table: &CompareAllResult) 
                                         m.matrix_max_abs
                                             .map_or_else(|| "n/a".into(), |x| format!("{x:.2e}")),
                                     );
-                                    ui.monospace(m.mean_row_kl.to_string());
-                                    ui.label(&run.properties.rank_note);
+                                    match &m.mean_row_kl {
+                                        KlValue::Defined(kl) => {
+                                            ui.monospace(format!("{kl:.6}"));
+                                        }
+                                        KlValue::NotApplicable(why) => {
+                                            ui.monospace("n/a").on_hover_text(why);
+                                        }
+                                    }
+                                    ui.label(short(&run.properties.rank_note, 28))
+                                        .on_hover_text(&run.properties.rank_note);
                                     ui.label(yes_no(run.properties.non_negative));
                                     ui.label(yes_no(run.properties.rows_sum_to_one));
                                     ui.monospace(format!("{:.2} ms", run.method_secs * 1e3));

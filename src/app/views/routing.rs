@@ -113,7 +113,10 @@ fn controls_ui(ui: &mut egui::Ui, sel: &Selection, busy: bool, commands: &mut Ve
                 !logsparse && next.block.is_some(),
                 egui::Button::new("⌈√L⌉").small(),
             )
-            .on_hover_text(format!("Reset the block size to ⌈√L⌉ = {}", default_block(seq_len)))
+            .on_hover_text(format!(
+                "Reset the block size to ⌈√L⌉ = {}",
+                default_block(seq_len)
+            ))
             .clicked()
         {
             next.block = None;
@@ -172,9 +175,7 @@ fn variant_help(v: Variant) -> &'static str {
             "Logsparse: dyadic blocks from the binary digits of i; the bidirectional form is \
              attnscope's mirror construction (our extension)"
         }
-        Variant::Axial => {
-            "Axial (rowmajor): own grid row direct, one abstraction per other row"
-        }
+        Variant::Axial => "Axial (rowmajor): own grid row direct, one abstraction per other row",
         Variant::Mixture => {
             "Mixture: own row and column direct; column parts and row parts as regions \
              (bidirectional form is our extension)"
@@ -256,7 +257,13 @@ fn heatmaps_ui(
     let effective_title = format!("effective q(j|i) ({})", matrix.settings.variant);
     let [pa, pq, pe] = &matrix.pooled;
     let panels = [
-        (effective_title.as_str(), &matrix.effective, pq, &sequential, "effective"),
+        (
+            effective_title.as_str(),
+            &matrix.effective,
+            pq,
+            &sequential,
+            "effective",
+        ),
         ("exact A", &matrix.exact, pa, &sequential, "exact"),
         ("error q − A", &matrix.error, pe, &diverging, "error"),
     ];
@@ -426,7 +433,10 @@ fn strip_ui(
                     Text::new(
                         "",
                         PlotPoint::new(x, y),
-                        egui::RichText::new(text).small().strong().color(text_on(colour)),
+                        egui::RichText::new(text)
+                            .small()
+                            .strong()
+                            .color(text_on(colour)),
                     )
                     .allow_hover(false),
                 );
@@ -561,7 +571,10 @@ fn region_table_ui(ui: &mut egui::Ui, route: &RouteResult, exact_row: Option<&[f
     let i = route.row.query;
     ui.strong(format!("Regions of query {i}"));
     let exact_mass = |keys: &mut dyn Iterator<Item = usize>| -> Option<f64> {
-        exact_row.map(|row| keys.map(|j| row.get(j).map_or(0.0, |&a| f64::from(a))).sum())
+        exact_row.map(|row| {
+            keys.map(|j| row.get(j).map_or(0.0, |&a| f64::from(a)))
+                .sum()
+        })
     };
     let swatch = |ui: &mut egui::Ui, colour: Color32| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
@@ -586,7 +599,15 @@ fn region_table_ui(ui: &mut egui::Ui, route: &RouteResult, exact_row: Option<&[f
         .num_columns(7)
         .striped(true)
         .show(ui, |ui| {
-            for head in ["", "route", "keys", "|Ω|", "summary logit", "weight", "exact mass"] {
+            for head in [
+                "",
+                "route",
+                "keys",
+                "|Ω|",
+                "summary logit",
+                "weight",
+                "exact mass",
+            ] {
                 ui.strong(head);
             }
             ui.end_row();

@@ -218,13 +218,7 @@ fn controls_ui(
     });
 }
 
-fn eckart_young_ui(
-    ui: &mut egui::Ui,
-    sel: &Selection,
-    results: &Results,
-    width: f32,
-    height: f32,
-) {
+fn eckart_young_ui(ui: &mut egui::Ui, sel: &Selection, results: &Results, width: f32, height: f32) {
     let Some(spectrum) = &results.spectrum.spectrum else {
         return;
     };
@@ -274,9 +268,7 @@ fn eckart_young_ui(
                     .color(Color32::from_gray(200))
                     .width(2.0),
             );
-            plot_ui.vline(
-                VLine::new("", sel.params.rank as f64).color(Color32::from_gray(120)),
-            );
+            plot_ui.vline(VLine::new("", sel.params.rank as f64).color(Color32::from_gray(120)));
             let Some(points) = points else {
                 return;
             };
@@ -339,9 +331,7 @@ fn optimal_ui(ui: &mut egui::Ui, sel: &Selection, results: &Results, width: f32,
         split.iterations,
         if split.converged { ", converged" } else { "" }
     ));
-    let current = sel
-        .head_selection()
-        .is_some_and(|h| same_head(&h, &o.head))
+    let current = sel.head_selection().is_some_and(|h| same_head(&h, &o.head))
         && o.bandwidth == sel.params.bandwidth
         && o.rank == sel.params.rank;
     if !current {
@@ -396,7 +386,13 @@ fn points_table_ui(ui: &mut egui::Ui, sel: &Selection, results: &Results) {
         .num_columns(5)
         .striped(true)
         .show(ui, |ui| {
-            for h in ["method", "rank", "error ‖Â − A‖/‖A‖", "Eckart–Young bound", "ratio"] {
+            for h in [
+                "method",
+                "rank",
+                "error ‖Â − A‖/‖A‖",
+                "Eckart–Young bound",
+                "ratio",
+            ] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -470,7 +466,11 @@ pub fn inspector_ui(ui: &mut egui::Ui, sel: &Selection, results: &Results) {
                 ui.monospace(value);
                 ui.end_row();
             };
-            row("σ₁(A)", format!("{sigma_max:.4e}"), "largest singular value");
+            row(
+                "σ₁(A)",
+                format!("{sigma_max:.4e}"),
+                "largest singular value",
+            );
             row(
                 "numerical rank",
                 numerical_rank.to_string(),
