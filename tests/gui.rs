@@ -12,7 +12,7 @@ use attnscope::attention::MethodId;
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 /// Upper bound on frames to wait for the worker (each frame sleeps 10 ms).
 const MAX_WAIT_FRAMES: usize = 3000;
@@ -388,4 +388,19 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
         .collect();
     assert_eq!(skipped, vec![MethodId::Nystrom, MethodId::Linformer]);
     assert_eq!(harness.query_all_by_label(BIDIRECTIONAL_ONLY).count(), 2);
+
+    // The method picker disables the bidirectional-only methods while causal is on.
+    harness
+        .get_by_role_and_label(Role::ComboBox, "method")
+        .click();
+    harness.step();
+    harness.step();
+    for &method in MethodId::ALL {
+        // ("linear" is also the value-scale button; it is enabled either way.)
+        let disabled = harness
+            .query_all_by_role_and_label(Role::Button, method.as_str())
+            .any(|n| n.accesskit_node().is_disabled());
+        let expected = matches!(method, MethodId::Nystrom | MethodId::Linformer);
+        assert_eq!(disabled, expected, "{method}");
+    }
 }

@@ -233,7 +233,6 @@ fn draw_shapes(plot_ui: &mut PlotUi<'_>, shapes: Vec<(Vec<[f64; 2]>, Color32)>, 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn heatmaps_ui(
     ui: &mut egui::Ui,
     sel: &Selection,
