@@ -404,3 +404,59 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
         assert_eq!(disabled, expected, "{method}");
     }
 }
+
+#[test]
+fn gui_routing_view_every_variant_causal_and_bidirectional_on_prime_length_37() {
+    use attnscope::attention::combiner::Variant;
+    let mut harness = harness(InputSource::Synthetic {
+        kind: "local-global".into(),
+        seq_len: 37,
+        seed: 5,
+    });
+    wait_idle(&mut harness);
+    harness.state_mut().apply(Command::ShowView(View::Routing));
+    for causal in [false, true] {
+        harness.state_mut().apply(Command::SetCausal(causal));
+        for &variant in Variant::ALL {
+            for query in [0, 17, 36] {
+                let mut routing = harness.state().selection.routing;
+                routing.variant = variant;
+                routing.block = Some(5);
+                routing.query = Some(query);
+                harness.state_mut().apply(Command::SetRouting(routing));
+                wait_idle(&mut harness);
+                let state = harness.state();
+                let label = format!("{variant} causal={causal} query {query}");
+                assert!(
+                    state.results.routing.error.is_none(),
+                    "{label}: {:?}",
+                    state.results.routing.error
+                );
+                let matrix = state.results.routing.matrix.clone().expect("a result");
+                assert_eq!(matrix.settings.variant, variant, "{label}");
+                assert_eq!(matrix.head.causal, causal, "{label}");
+                let route = state
+                    .results
+                    .routing
+                    .shown_route()
+                    .cloned()
+                    .expect("a route");
+                assert_eq!(route.row.query, query, "{label}");
+                assert!((route.total_weight() - 1.0).abs() < 1e-5, "{label}");
+                // The routed row is the matrix's row (same plan, same softmax).
+                let row = matrix.effective.row(query);
+                for (j, (&a, &b)) in row.iter().zip(&route.row.effective).enumerate() {
+                    assert!((a - b).abs() < 1e-6, "{label}: key {j}: {a} vs {b}");
+                }
+                if causal {
+                    assert!(
+                        route.row.effective[query + 1..].iter().all(|&q| q == 0.0),
+                        "{label}: a causal row attends to the future"
+                    );
+                }
+                harness.get_by_label(&format!("Regions of query {query}"));
+            }
+        }
+    }
+    assert_no_view_errors(&harness);
+}
