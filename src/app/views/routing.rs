@@ -389,10 +389,11 @@ fn strip_ui(
         if keys.is_empty() {
             continue;
         }
-        let x = match keys.as_range() {
-            Some(range) => (range.start + range.end) as f64 / 2.0,
-            None => keys.start as f64 + 0.5,
+        // Strided (column) regions interleave: too crowded to label; the table lists them.
+        let Some(range) = keys.as_range() else {
+            continue;
         };
+        let x = (range.start + range.end) as f64 / 2.0;
         let y = match r.region.kind {
             RegionKind::ColumnAbove { .. } | RegionKind::ColumnBelow { .. } => 0.25,
             RegionKind::RowLeft { .. } | RegionKind::RowRight { .. } => 0.75,
@@ -400,7 +401,10 @@ fn strip_ui(
         };
         labels.push((x, y, format!("{:.3}", r.weight), region_colour(index)));
     }
-    if let Some((a, b)) = key_runs(route.row.direct.iter().map(|d| d.key)).first() {
+    if let Some((a, b)) = key_runs(route.row.direct.iter().map(|d| d.key))
+        .iter()
+        .max_by_key(|(a, b)| b - a)
+    {
         let w: f32 = route.row.direct.iter().map(|d| d.weight).sum();
         labels.push((
             (*a + *b) as f64 / 2.0,
