@@ -9,6 +9,7 @@ use attnscope::app::jobs::{
 use attnscope::app::view_jobs::BIDIRECTIONAL_ONLY;
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
+use attnscope::data::{SynthKind, SynthSpec};
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -17,17 +18,47 @@ use egui_kittest::kittest::{NodeT, Queryable};
 /// Upper bound on frames to wait for the worker (each frame sleeps 10 ms).
 const MAX_WAIT_FRAMES: usize = 3000;
 
-fn harness(source: InputSource) -> Harness<'static, AttnScopeApp> {
+/// The real app in a kittest harness. The app is created in the first frame (it needs the
+/// harness's `egui::Context` for repaint requests); each frame runs exactly what
+/// `eframe::App::logic` + `ui` run: [`AttnScopeApp::poll_jobs`] then [`AttnScopeApp::show`].
+fn harness(source: InputSource) -> Harness<'static, Option<AttnScopeApp>> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| AttnScopeApp::new(&cc.egui_ctx, source).expect("worker thread"))
+        .build_ui_state(
+            move |ui, app: &mut Option<AttnScopeApp>| {
+                let app = app.get_or_insert_with(|| {
+                    AttnScopeApp::new(ui.ctx(), source.clone()).expect("worker thread")
+                });
+                app.poll_jobs();
+                app.show(ui);
+            },
+            None,
+        )
+}
+
+trait AppHarness {
+    fn app(&self) -> &AttnScopeApp;
+    fn app_mut(&mut self) -> &mut AttnScopeApp;
+}
+
+impl AppHarness for Harness<'_, Option<AttnScopeApp>> {
+    fn app(&self) -> &AttnScopeApp {
+        self.state()
+            .as_ref()
+            .expect("the first frame creates the app")
+    }
+    fn app_mut(&mut self) -> &mut AttnScopeApp {
+        self.state_mut()
+            .as_mut()
+            .expect("the first frame creates the app")
+    }
 }
 
 /// Steps frames until no job is queued or running (bounded).
-fn wait_idle(harness: &mut Harness<'_, AttnScopeApp>) {
+fn wait_idle(harness: &mut Harness<'_, Option<AttnScopeApp>>) {
     for _ in 0..MAX_WAIT_FRAMES {
         harness.step();
-        if !harness.state().is_busy() {
+        if !harness.app().is_busy() {
             // One more frame so the view draws the landed result.
             harness.step();
             return;
@@ -37,14 +68,14 @@ fn wait_idle(harness: &mut Harness<'_, AttnScopeApp>) {
     panic!("the worker did not finish within {MAX_WAIT_FRAMES} frames");
 }
 
-fn assert_no_error_label(harness: &Harness<'_, AttnScopeApp>) {
+fn assert_no_error_label(harness: &Harness<'_, Option<AttnScopeApp>>) {
     let errors: Vec<String> = harness
         .query_all_by_label_contains("Error")
         .map(|n| format!("{n:?}"))
         .collect();
     assert!(errors.is_empty(), "error labels on screen: {errors:?}");
-    assert!(harness.state().results.decomposition_error.is_none());
-    assert!(harness.state().results.load_error.is_none());
+    assert!(harness.app().results.decomposition_error.is_none());
+    assert!(harness.app().results.load_error.is_none());
 }
 
 #[test]
@@ -52,7 +83,7 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
     let mut harness = harness(InputSource::Sample("zen".into()));
     wait_idle(&mut harness);
     let first = harness
-        .state()
+        .app()
         .results
         .decomposition
         .clone()
@@ -71,12 +102,12 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
         .set_value_accesskit(9.0);
     wait_idle(&mut harness);
     let second = harness
-        .state()
+        .app()
         .results
         .decomposition
         .clone()
         .expect("a decomposition after the slider moved");
-    assert_eq!(harness.state().selection.params.bandwidth, 9);
+    assert_eq!(harness.app().selection.params.bandwidth, 9);
     assert_eq!(second.decomposition.metrics.bandwidth, 9);
     assert_ne!(second.id, first.id, "a new result replaced the old one");
     // A wider band keeps more mass inside it.
@@ -91,23 +122,25 @@ fn gui_zen_sample_shows_six_heatmaps_and_bandwidth_slider_recomputes() {
     }
     assert_no_error_label(&harness);
     // Six textures of the current result only: the old result's textures were evicted.
-    assert_eq!(harness.state().cached_textures(), DecompPanel::ALL.len());
+    assert_eq!(harness.app().cached_textures(), DecompPanel::ALL.len());
 }
 
 #[test]
 fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
-    let mut harness = harness(InputSource::Synthetic {
-        kind: "local-global".into(),
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::LocalGlobal,
         seq_len: 37,
+        head_dim: 16,
+        num_heads: 2,
         seed: 7,
-    });
+    }));
     wait_idle(&mut harness);
-    harness.state_mut().apply(Command::SetCausal(true));
-    harness.state_mut().apply(Command::ShowView(View::Methods));
+    harness.app_mut().apply(Command::SetCausal(true));
+    harness.app_mut().apply(Command::ShowView(View::Methods));
     for &method in MethodId::ALL {
-        harness.state_mut().apply(Command::SetMethod(method));
+        harness.app_mut().apply(Command::SetMethod(method));
         wait_idle(&mut harness);
-        let state = harness.state();
+        let state = harness.app();
         if let Some(e) = &state.results.method_error {
             // Methods that reject causality report a typed error inline; nothing panics.
             assert!(e.contains("causal"), "{method}: unexpected error {e}");
@@ -129,11 +162,13 @@ fn gui_methods_view_runs_every_method_on_a_causal_synthetic_input() {
 #[test]
 fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
     let mut worker = Worker::spawn(|| {}).expect("worker thread");
-    worker.submit(JobRequest::Load(InputSource::Synthetic {
-        kind: "gaussian".into(),
+    worker.submit(JobRequest::Load(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Gaussian,
         seq_len: 61,
+        head_dim: 8,
+        num_heads: 1,
         seed: 3,
-    }));
+    })));
     let mut input = None;
     for _ in 0..MAX_WAIT_FRAMES {
         for result in worker.poll() {
@@ -177,9 +212,9 @@ fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
     }
 }
 
-fn assert_no_view_errors(harness: &Harness<'_, AttnScopeApp>) {
+fn assert_no_view_errors(harness: &Harness<'_, Option<AttnScopeApp>>) {
     assert_no_error_label(harness);
-    let r = &harness.state().results;
+    let r = &harness.app().results;
     assert!(r.routing.error.is_none(), "{:?}", r.routing.error);
     assert!(r.spectrum.error.is_none(), "{:?}", r.spectrum.error);
     assert!(r.compare_all_error.is_none(), "{:?}", r.compare_all_error);
@@ -189,14 +224,14 @@ fn assert_no_view_errors(harness: &Harness<'_, AttnScopeApp>) {
 fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() {
     let mut harness = harness(InputSource::Sample("zen".into()));
     wait_idle(&mut harness);
-    harness.state_mut().apply(Command::ShowView(View::Routing));
+    harness.app_mut().apply(Command::ShowView(View::Routing));
     wait_idle(&mut harness);
-    let mut routing = harness.state().selection.routing;
+    let mut routing = harness.app().selection.routing;
     routing.query = Some(100);
-    harness.state_mut().apply(Command::SetRouting(routing));
+    harness.app_mut().apply(Command::SetRouting(routing));
     wait_idle(&mut harness);
 
-    let state = harness.state();
+    let state = harness.app();
     assert!(!state.selection.causal, "zen (MiniLM) is bidirectional");
     let matrix = state
         .results
@@ -253,7 +288,7 @@ fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() 
         .get_by_role_and_label(Role::Slider, "block")
         .set_value_accesskit(5.0);
     wait_idle(&mut harness);
-    let state = harness.state();
+    let state = harness.app();
     let second = state
         .results
         .routing
@@ -285,9 +320,9 @@ fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() 
 fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
     let mut harness = harness(InputSource::Sample("zen".into()));
     wait_idle(&mut harness);
-    harness.state_mut().apply(Command::ShowView(View::Spectrum));
+    harness.app_mut().apply(Command::ShowView(View::Spectrum));
     wait_idle(&mut harness);
-    let state = harness.state();
+    let state = harness.app();
     let spectrum = state.results.spectrum.spectrum.clone().expect("spectra");
     let points = state
         .results
@@ -325,7 +360,7 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
     harness.get_by_label("Optimal split").click();
     wait_idle(&mut harness);
     let optimal = harness
-        .state()
+        .app()
         .results
         .spectrum
         .optimal
@@ -337,12 +372,12 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
     assert_no_view_errors(&harness);
 
     // The methods view's "Compare all" table: one row per method.
-    harness.state_mut().apply(Command::ShowView(View::Methods));
+    harness.app_mut().apply(Command::ShowView(View::Methods));
     wait_idle(&mut harness);
     harness.get_by_label("Compare all").click();
     wait_idle(&mut harness);
     let table = harness
-        .state()
+        .app()
         .results
         .compare_all
         .clone()
@@ -369,16 +404,11 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
     assert_no_view_errors(&harness);
 
     // Causal: the bidirectional-only methods say so instead of failing.
-    harness.state_mut().apply(Command::SetCausal(true));
+    harness.app_mut().apply(Command::SetCausal(true));
     wait_idle(&mut harness);
     harness.get_by_label("Compare all").click();
     wait_idle(&mut harness);
-    let table = harness
-        .state()
-        .results
-        .compare_all
-        .clone()
-        .expect("a table");
+    let table = harness.app().results.compare_all.clone().expect("a table");
     assert!(table.head.causal);
     let skipped: Vec<MethodId> = table
         .rows
@@ -408,24 +438,26 @@ fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
 #[test]
 fn gui_routing_view_every_variant_causal_and_bidirectional_on_prime_length_37() {
     use attnscope::attention::combiner::Variant;
-    let mut harness = harness(InputSource::Synthetic {
-        kind: "local-global".into(),
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::LocalGlobal,
         seq_len: 37,
+        head_dim: 8,
+        num_heads: 1,
         seed: 5,
-    });
+    }));
     wait_idle(&mut harness);
-    harness.state_mut().apply(Command::ShowView(View::Routing));
+    harness.app_mut().apply(Command::ShowView(View::Routing));
     for causal in [false, true] {
-        harness.state_mut().apply(Command::SetCausal(causal));
+        harness.app_mut().apply(Command::SetCausal(causal));
         for &variant in Variant::ALL {
             for query in [0, 17, 36] {
-                let mut routing = harness.state().selection.routing;
+                let mut routing = harness.app().selection.routing;
                 routing.variant = variant;
                 routing.block = Some(5);
                 routing.query = Some(query);
-                harness.state_mut().apply(Command::SetRouting(routing));
+                harness.app_mut().apply(Command::SetRouting(routing));
                 wait_idle(&mut harness);
-                let state = harness.state();
+                let state = harness.app();
                 let label = format!("{variant} causal={causal} query {query}");
                 assert!(
                     state.results.routing.error.is_none(),
@@ -459,4 +491,65 @@ fn gui_routing_view_every_variant_causal_and_bidirectional_on_prime_length_37() 
         }
     }
     assert_no_view_errors(&harness);
+}
+
+#[test]
+fn gui_e15_matrices_over_2048_are_pooled_and_labelled() {
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::Local,
+        seq_len: 2049,
+        head_dim: 4,
+        num_heads: 1,
+        seed: 11,
+    }));
+    // Switch before the load lands so only the (cheap) methods job runs, not the SVD.
+    harness.app_mut().apply(Command::ShowView(View::Methods));
+    harness.app_mut().apply(Command::SetMethod(MethodId::Band));
+    wait_idle(&mut harness);
+    let run = harness.app().results.method.clone().expect("a band run");
+    let pooled = run.pooled[0].as_ref().expect("exact A pooled");
+    assert_eq!(pooled.factor, 2);
+    assert_eq!(pooled.data.dim(), (1025, 1025));
+    assert_eq!(
+        harness.query_all_by_label_contains("pooled 2×2").count(),
+        3,
+        "A, Â and the error each carry the pooled label"
+    );
+}
+
+#[test]
+fn gui_c3_rows_that_see_no_key_are_reported_for_causal_lq_greater_than_lk() {
+    use ndarray::Array2;
+    use ndarray_npy::NpzWriter;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lq5_lk3.npz");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut normal = |rows: usize| {
+        Array2::from_shape_simple_fn((rows, 4), || StandardNormal.sample(&mut rng)) as Array2<f32>
+    };
+    let (q, k, v) = (normal(5), normal(3), normal(3));
+    let mut npz = NpzWriter::new(std::fs::File::create(&path).expect("create npz"));
+    npz.add_array("q", &q).expect("write q");
+    npz.add_array("k", &k).expect("write k");
+    npz.add_array("v", &v).expect("write v");
+    npz.finish().expect("finish npz");
+
+    let mut harness = harness(InputSource::File(path));
+    wait_idle(&mut harness);
+    harness.app_mut().apply(Command::SetCausal(true));
+    wait_idle(&mut harness);
+    let result = harness
+        .app()
+        .results
+        .decomposition
+        .clone()
+        .expect("a decomposition");
+    assert!(result.head.causal);
+    // C1: query i sees key j iff j ≤ i + (3 − 5); queries 0 and 1 see nothing.
+    assert_eq!(result.decomposition.metrics.empty_rows, vec![0, 1]);
+    harness.get_by_label_contains("2 queries see no key");
+    assert_no_error_label(&harness);
 }

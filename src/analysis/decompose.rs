@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AnalysisError;
 use super::metrics::{ErrorValue, max_abs, relative_frobenius};
-use super::svd::{clamp_rank, thin_svd};
+use super::svd::{clamp_rank, truncated_svd};
 use crate::attention::{HeadInput, MatrixBudget, band::band_part, dense::full_attention};
 
 /// Scalar results of a decomposition (written to `metrics.json`).
@@ -59,7 +59,8 @@ pub struct Decomposition {
     pub reconstruction: Array2<f32>,
     /// `reconstruction − A` (signed).
     pub error: Array2<f32>,
-    /// Singular values of F, non-increasing.
+    /// Leading singular values of F, non-increasing: all of them up to L = 384, the first
+    /// rank + 10 above (randomized SVD, see [`super::svd::truncated_svd`]).
     pub far_singular_values: Vec<f64>,
     /// Scalar results.
     pub metrics: DecompositionMetrics,
@@ -72,7 +73,8 @@ pub struct Decomposition {
 /// [`AnalysisError::NonFinite`] when A holds NaN (the SVD needs finite input).
 ///
 /// # Complexity
-/// O(L²d) for A plus O(L³) for the far field's SVD; 6 matrices of L² floats.
+/// O(L²d) for A plus O(L³) for the far field's SVD up to L = 384, O(L²·(r + 10)) above
+/// (randomized); 6 matrices of L² floats.
 pub fn decompose(
     head: &HeadInput<'_>,
     bandwidth: usize,
@@ -103,8 +105,10 @@ pub fn decompose_matrix(
     notes.extend(note);
     let near = band_part(&full, bandwidth, head.causal);
     let far = &full - &near;
-    let svd = thin_svd(&far)?;
+    let svd = truncated_svd(&far, rank, 0)?;
     let far_rank_r = svd.reconstruct(rank);
+    let far_energy: f64 = far.iter().map(|&x| f64::from(x).powi(2)).sum();
+    let captured: f64 = svd.singular_values.iter().take(rank).map(|s| s * s).sum();
     let reconstruction = &near + &far_rank_r;
     let error = &reconstruction - &full;
     let total: f64 = full.iter().map(|&x| f64::from(x)).sum();
@@ -117,7 +121,11 @@ pub fn decompose_matrix(
         bandwidth,
         rank,
         band_mass: if total > 0.0 { in_band / total } else { 0.0 },
-        far_energy_captured: svd.captured_energy(rank),
+        far_energy_captured: if far_energy > 0.0 {
+            (captured / far_energy).min(1.0)
+        } else {
+            1.0
+        },
         band_only_error: relative_frobenius(&near, &full),
         reconstruction_error: relative_frobenius(&reconstruction, &full),
         reconstruction_output_error: relative_frobenius(&recon_out, exact_out),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use eframe::egui;
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
-use egui_plot::{Plot, PlotImage, PlotPoint};
+use egui_plot::{Plot, PlotImage, PlotPoint, Polygon};
 use ndarray::Array2;
 
 use crate::render::{ColorScale, Colormap, Pooled, ValueScale, render};
@@ -135,6 +135,8 @@ pub struct HeatmapArgs<'a> {
     pub texture: &'a TextureHandle,
     /// Tokens and empty rows.
     pub tokens: &'a dyn TokenLookup,
+    /// Query rows that see no key (C3), sorted; drawn as hatched bands.
+    pub empty_rows: &'a [usize],
     /// Plots with the same group share zoom/pan and cursor.
     pub link_group: egui::Id,
     /// Plot height in points.
@@ -188,6 +190,17 @@ pub fn heatmap_overlay_ui(
         .include_y(rows as f64)
         .show(ui, |plot_ui| {
             plot_ui.image(image);
+            for (index, rows) in contiguous_runs(args.empty_rows).into_iter().enumerate() {
+                let (top, bottom) = (rows.start as f64, rows.end as f64);
+                let band = vec![[0.0, top], [width, top], [width, bottom], [0.0, bottom]];
+                plot_ui.polygon(
+                    Polygon::new("rows that see no key (C3)", band)
+                        .id(("empty_rows", index))
+                        .fill_color(EMPTY_ROW_FILL)
+                        .stroke(egui::Stroke::new(1.0, EMPTY_ROW_STROKE))
+                        .allow_hover(false),
+                );
+            }
             overlay(plot_ui);
             plot_ui.pointer_coordinate()
         });
@@ -204,9 +217,10 @@ pub fn heatmap_overlay_ui(
         let (i, j) = (point.y.floor() as usize, point.x.floor() as usize);
         if let Some(value) = args.matrix.get([i, j]) {
             let mut text = format!(
-                "query {i} «{}»\nkey {j} «{}»\nvalue {value:.6}",
+                "query {i} «{}»\nkey {j} «{}»\nvalue {}",
                 args.tokens.query_token(i),
-                args.tokens.key_token(j)
+                args.tokens.key_token(j),
+                format_value(*value)
             );
             if args.tokens.row_sees_no_key(i) {
                 text.push_str("\nthis query sees no key (C3): its row is all zeros");
@@ -215,6 +229,33 @@ pub fn heatmap_overlay_ui(
         }
     }
     clicked
+}
+
+/// Overlay of rows that see no key (C3): translucent grey with an orange outline.
+const EMPTY_ROW_FILL: Color32 = Color32::from_rgba_premultiplied(60, 60, 60, 160);
+const EMPTY_ROW_STROKE: Color32 = Color32::from_rgb(255, 140, 0);
+
+/// Sorted indices → half-open runs of consecutive indices.
+fn contiguous_runs(sorted: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for &i in sorted {
+        match runs.last_mut() {
+            Some(run) if run.end == i => run.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
+}
+
+/// A matrix entry for the hover read-out: fixed point for ordinary values, scientific for
+/// tiny or huge ones, and the words for non-finite ones.
+fn format_value(value: f32) -> String {
+    let magnitude = value.abs();
+    if !value.is_finite() || value == 0.0 || (1e-3..1e4).contains(&magnitude) {
+        format!("{value:.6}")
+    } else {
+        format!("{value:.4e}")
+    }
 }
 
 /// A horizontal colorbar for `scale` with its minimum, middle and maximum values.
@@ -240,4 +281,23 @@ pub fn colorbar_ui(ui: &mut egui::Ui, label: &str, scale: &ColorScale) {
             ui.weak("(white = 0)");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c3_empty_rows_group_into_runs() {
+        assert_eq!(contiguous_runs(&[]), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(contiguous_runs(&[0, 1, 2, 5, 7, 8]), vec![0..3, 5..6, 7..9]);
+    }
+
+    #[test]
+    fn hover_values_switch_to_scientific_only_when_tiny_or_huge() {
+        assert_eq!(format_value(0.25), "0.250000");
+        assert_eq!(format_value(0.0), "0.000000");
+        assert_eq!(format_value(2.5e-6), "2.5000e-6");
+        assert_eq!(format_value(f32::NAN), "NaN");
+    }
 }

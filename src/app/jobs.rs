@@ -21,7 +21,7 @@ use ndarray::Array2;
 
 use crate::analysis::{Decomposition, ErrorMetrics, compare, decompose};
 use crate::attention::{MatrixBudget, MethodId, MethodParams, MethodProperties, compute};
-use crate::data::{self, QkvSet};
+use crate::data::{self, QkvSet, SynthSpec};
 use crate::render::{PoolMode, Pooled, pool};
 
 use super::view_jobs::{
@@ -39,15 +39,8 @@ pub enum InputSource {
     Sample(String),
     /// A file (or directory of `q`/`k`/`v` files) on disk.
     File(PathBuf),
-    /// A seeded synthetic input.
-    Synthetic {
-        /// Generator kind, e.g. `local-global` (see [`crate::data::SynthKind`]).
-        kind: String,
-        /// Sequence length L.
-        seq_len: usize,
-        /// Seed (C7).
-        seed: u64,
-    },
+    /// A seeded synthetic input (C7).
+    Synthetic(SynthSpec),
 }
 
 impl InputSource {
@@ -60,27 +53,26 @@ impl InputSource {
         if let Some(name) = spec.strip_prefix("sample:") {
             Ok(InputSource::Sample(name.to_string()))
         } else if spec.starts_with("synth:") {
-            let s = data::synth::SynthSpec::parse(spec)?;
-            Ok(InputSource::Synthetic {
-                kind: s.kind.id().to_string(),
-                seq_len: s.seq_len,
-                seed: s.seed,
-            })
+            Ok(InputSource::Synthetic(SynthSpec::parse(spec)?))
         } else {
             Ok(InputSource::File(PathBuf::from(spec)))
         }
     }
 
-    /// The source string understood by [`crate::data::load_source`].
+    /// The equivalent source string of [`crate::data::load_source`] (shown to the user and
+    /// accepted by the CLI).
     pub fn spec(&self) -> String {
         match self {
             InputSource::Sample(name) => format!("sample:{name}"),
             InputSource::File(path) => path.display().to_string(),
-            InputSource::Synthetic {
-                kind,
-                seq_len,
-                seed,
-            } => format!("synth:{kind},L={seq_len},seed={seed}"),
+            InputSource::Synthetic(spec) => format!(
+                "synth:{},L={},d={},heads={},seed={}",
+                spec.kind.id(),
+                spec.seq_len,
+                spec.head_dim,
+                spec.num_heads,
+                spec.seed
+            ),
         }
     }
 }
@@ -337,6 +329,8 @@ pub struct MethodRun {
     pub pooled: [Option<Pooled>; 3],
     /// C4 metrics.
     pub metrics: ErrorMetrics,
+    /// Query rows that see no key (C3), sorted.
+    pub empty_rows: Vec<usize>,
     /// Properties of the method with these parameters.
     pub properties: MethodProperties,
     /// Notes from the method (fitted weights, clamping) and the budget.
@@ -487,7 +481,8 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
         JobRequest::Load(source) => {
             let set = match &source {
                 InputSource::File(path) => data::load_path(path),
-                other => data::load_source(&other.spec()),
+                InputSource::Sample(name) => data::load_sample(name),
+                InputSource::Synthetic(spec) => Ok(data::generate(spec)),
             }
             .map_err(|e| e.to_string())?;
             Ok(JobOutput::Loaded(Arc::new(LoadedInput { id, source, set })))
@@ -558,6 +553,9 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 pool_opt(&approx.matrix),
                 pool_opt(&error),
             ];
+            let empty_rows = (0..input.seq_len_q())
+                .filter(|&i| input.visible_keys(i).is_empty())
+                .collect();
             let mut notes = approx.notes;
             notes.extend(exact.matrix_note);
             notes.extend(approx.matrix_note);
@@ -571,6 +569,7 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 error,
                 pooled,
                 metrics,
+                empty_rows,
                 properties: approx.properties,
                 notes,
                 method_secs,

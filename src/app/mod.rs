@@ -86,7 +86,9 @@ pub enum View {
     Routing,
     /// Singular-value spectra and the Eckart–Young curve (issue 4).
     Spectrum,
-    // Later: Sweeps (issue 5), Notebook (issue 7).
+    /// Error and runtime against L, rank and bandwidth (issue 5).
+    Sweeps,
+    // Later: Notebook (issue 7).
 }
 
 impl View {
@@ -96,6 +98,7 @@ impl View {
         View::Methods,
         View::Routing,
         View::Spectrum,
+        View::Sweeps,
     ];
 
     /// Tab title.
@@ -105,6 +108,7 @@ impl View {
             View::Methods => "Methods",
             View::Routing => "Combiner routing",
             View::Spectrum => "Spectrum",
+            View::Sweeps => "Sweeps",
         }
     }
 }
@@ -596,6 +600,11 @@ impl AttnScopeApp {
                 shown_at_secs: self.ctx.input(|i| i.time),
             });
         }
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "attnscope — {}",
+                input.set.source
+            )));
         self.selection.input = Some(input);
         self.mark_dirty();
     }
@@ -718,6 +727,14 @@ impl eframe::App for AttnScopeApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl AttnScopeApp {
+    /// Draws the whole window into `ui` and applies this frame's commands. Separate from
+    /// [`eframe::App::ui`] so tests can drive the real app without an `eframe::Frame`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
         let mut commands = Vec::new();
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut commands));
         egui::Panel::left("data_panel")
@@ -748,6 +765,7 @@ impl eframe::App for AttnScopeApp {
                         View::Spectrum => {
                             views::spectrum::inspector_ui(ui, &self.selection, &self.results);
                         }
+                        View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
                     });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.view {
@@ -784,6 +802,9 @@ impl eframe::App for AttnScopeApp {
                 self.worker.is_busy(Lane::Optimal),
                 &mut commands,
             ),
+            View::Sweeps => {
+                views::sweeps::ui(ui, &mut self.views.sweeps, &self.selection.params);
+            }
         });
         let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);

@@ -3,6 +3,7 @@
 
 mod commands;
 mod params;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -78,6 +79,14 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Sweep methods × parameters × sequence lengths × seeds: runtime and C4 errors to CSV
+    /// (+ JSON), optional PNG plots, progress on stderr.
+    Sweep {
+        #[command(flatten)]
+        args: sweep::SweepArgs,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
 }
 
 /// Runs a parsed command line.
@@ -116,5 +125,6 @@ pub fn run(cli: Cli) -> Result<()> {
             display,
             out,
         }) => commands::decompose(&file, layer, head, &params, &display, &out),
+        Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
     }
 }

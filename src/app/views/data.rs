@@ -6,25 +6,23 @@ use eframe::egui;
 use super::error_label;
 use crate::app::jobs::InputSource;
 use crate::app::{Command, Results, Selection};
-use crate::data::{SAMPLES, SynthKind};
+use crate::data::{SAMPLES, SynthKind, SynthSpec};
 
 /// Settings of the synthetic generator before "Generate" is pressed.
 #[derive(Debug, Clone)]
 pub struct DataViewState {
-    /// Generator kind.
-    pub synth_kind: SynthKind,
-    /// Sequence length L.
-    pub synth_seq_len: usize,
-    /// Seed (C7).
-    pub synth_seed: u64,
+    /// The generator settings.
+    pub synth: SynthSpec,
 }
 
 impl Default for DataViewState {
     fn default() -> Self {
         Self {
-            synth_kind: SynthKind::LocalGlobal,
-            synth_seq_len: 128,
-            synth_seed: 0,
+            synth: SynthSpec {
+                kind: SynthKind::LocalGlobal,
+                seq_len: 256,
+                ..SynthSpec::default()
+            },
         }
     }
 }
@@ -95,25 +93,24 @@ fn source_ui(
     egui::CollapsingHeader::new("Synthetic input")
         .default_open(false)
         .show(ui, |ui| {
+            let synth = &mut state.synth;
             egui::ComboBox::from_label("kind")
-                .selected_text(state.synth_kind.id())
+                .selected_text(synth.kind.id())
                 .show_ui(ui, |ui| {
                     for kind in SynthKind::ALL {
-                        ui.selectable_value(&mut state.synth_kind, kind, kind.id());
+                        ui.selectable_value(&mut synth.kind, kind, kind.id());
                     }
                 });
             ui.add(
-                egui::Slider::new(&mut state.synth_seq_len, 1..=MAX_SYNTH_SEQ_LEN)
+                egui::Slider::new(&mut synth.seq_len, 1..=MAX_SYNTH_SEQ_LEN)
                     .logarithmic(true)
                     .text("L"),
             );
-            ui.add(egui::DragValue::new(&mut state.synth_seed).prefix("seed "));
+            ui.add(egui::Slider::new(&mut synth.head_dim, 1..=256).text("head_dim"));
+            ui.add(egui::Slider::new(&mut synth.num_heads, 1..=16).text("heads"));
+            ui.add(egui::DragValue::new(&mut synth.seed).prefix("seed "));
             if ui.button("Generate").clicked() {
-                commands.push(Command::Open(InputSource::Synthetic {
-                    kind: state.synth_kind.id().into(),
-                    seq_len: state.synth_seq_len,
-                    seed: state.synth_seed,
-                }));
+                commands.push(Command::Open(InputSource::Synthetic(*synth)));
             }
         });
 }

@@ -191,6 +191,7 @@ fn grid_ui(
                                 pooled,
                                 texture: &texture,
                                 tokens: &tokens,
+                                empty_rows: tokens.empty_rows,
                                 link_group,
                                 height: cell_width,
                             },

@@ -260,12 +260,9 @@ fn heatmaps_ui(
     let diverging = sel.display.diverging_scale(error);
     colorbar_ui(ui, "A and Â:", &sequential);
     colorbar_ui(ui, "Â − A:", &diverging);
-    let no_rows: Vec<usize> = (0..exact.nrows())
-        .filter(|&i| exact.row(i).iter().all(|&x| x == 0.0))
-        .collect();
     let tokens = HeadTokens {
         head: &run.head,
-        empty_rows: &no_rows,
+        empty_rows: &run.empty_rows,
     };
     let approx_title = format!("Â ({})", run.method);
     let panels = [
@@ -296,6 +293,7 @@ fn heatmaps_ui(
                             pooled,
                             texture: &texture,
                             tokens: &tokens,
+                            empty_rows: tokens.empty_rows,
                             link_group,
                             height: cell,
                         },

@@ -7,12 +7,15 @@ pub mod decomposition;
 pub mod methods;
 pub mod routing;
 pub mod spectrum;
+pub mod sweeps;
 
 /// Per-view UI state that is not part of the shared selection.
 #[derive(Debug, Default)]
 pub struct ViewStates {
     /// Data panel state (synthetic generator settings).
     pub data: data::DataViewState,
+    /// Sweeps view state (form, running sweep, rows).
+    pub sweeps: sweeps::SweepsViewState,
 }
 
 /// An inline error label (the tests look for labels starting with "Error").

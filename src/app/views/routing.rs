@@ -295,6 +295,7 @@ fn heatmaps_ui(
                             pooled,
                             texture: &texture,
                             tokens: &tokens,
+                            empty_rows: &no_rows,
                             link_group,
                             height: cell,
                         },

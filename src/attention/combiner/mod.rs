@@ -253,7 +253,7 @@ pub fn compute_for_method(
         if params.block != Some(r.layout.block()) {
             let requested = params
                 .block
-                .map_or("default ⌈√L⌉".to_string(), |b| b.to_string());
+                .map_or("the default ceil(sqrt(L))".to_string(), |b| b.to_string());
             notes.push(format!(
                 "block = {} (requested {requested})",
                 r.layout.block()
