@@ -248,10 +248,11 @@ fn eckart_young_ui(ui: &mut egui::Ui, sel: &Selection, results: &Results, width:
         .fold(1.0_f64, f64::min)
         .max(EXACT_FLOOR)
         .log10();
-    Plot::new("spectrum_eckart_young")
+    // The id carries the zoom so the default bounds apply again when the points move.
+    Plot::new(("spectrum_eckart_young", x_max as u64))
         .height(height)
         .width(width)
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::LeftBottom))
         .allow_scroll(false)
         .x_axis_label("rank r")
         .y_axis_formatter(log_axis_label)
