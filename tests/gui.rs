@@ -6,13 +6,14 @@ use std::time::Duration;
 use attnscope::app::jobs::{
     ComputeSettings, DecompPanel, HeadSelection, InputSource, JobOutput, JobRequest, Worker,
 };
+use attnscope::app::view_jobs::BIDIRECTIONAL_ONLY;
 use attnscope::app::{AttnScopeApp, Command, View};
 use attnscope::attention::MethodId;
 use attnscope::data::{SynthKind, SynthSpec};
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 /// Upper bound on frames to wait for the worker (each frame sleeps 10 ms).
 const MAX_WAIT_FRAMES: usize = 3000;
@@ -210,6 +211,287 @@ fn gui_worker_coalesces_a_slider_drag_and_returns_only_the_latest_result() {
         Ok(JobOutput::Decomposed(d)) => assert_eq!(d.decomposition.metrics.bandwidth, 24),
         other => panic!("expected a decomposition, got {other:?}"),
     }
+}
+
+fn assert_no_view_errors(harness: &Harness<'_, Option<AttnScopeApp>>) {
+    assert_no_error_label(harness);
+    let r = &harness.app().results;
+    assert!(r.routing.error.is_none(), "{:?}", r.routing.error);
+    assert!(r.spectrum.error.is_none(), "{:?}", r.spectrum.error);
+    assert!(r.compare_all_error.is_none(), "{:?}", r.compare_all_error);
+}
+
+#[test]
+fn gui_routing_view_zen_query_100_regions_sum_to_one_and_block_slider_updates() {
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    wait_idle(&mut harness);
+    harness.app_mut().apply(Command::ShowView(View::Routing));
+    wait_idle(&mut harness);
+    let mut routing = harness.app().selection.routing;
+    routing.query = Some(100);
+    harness.app_mut().apply(Command::SetRouting(routing));
+    wait_idle(&mut harness);
+
+    let state = harness.app();
+    assert!(!state.selection.causal, "zen (MiniLM) is bidirectional");
+    let matrix = state
+        .results
+        .routing
+        .matrix
+        .clone()
+        .expect("a routing result");
+    let seq_len = matrix.exact.nrows();
+    assert_eq!(seq_len, 191);
+    let route = state
+        .results
+        .routing
+        .shown_route()
+        .cloned()
+        .expect("a route");
+    assert_eq!(route.row.query, 100);
+    // Default block ⌈√191⌉ = 14; Fixed bidirectional (eq. 10): own block [98, 112) direct,
+    // each of the other ⌈191/14⌉ − 1 = 13 blocks one region.
+    assert_eq!(route.block, 14);
+    assert_eq!(
+        route.row.direct.iter().map(|d| d.key).collect::<Vec<_>>(),
+        (98..112).collect::<Vec<_>>()
+    );
+    assert_eq!(route.row.regions.len(), 13);
+    // One joint softmax: direct weights and region weights sum to 1 (f32, ~27 terms).
+    let tol = 64.0 * f64::from(f32::EPSILON);
+    assert!(
+        (route.total_weight() - 1.0).abs() < tol,
+        "Σ weights = {}",
+        route.total_weight()
+    );
+    let effective_sum: f64 = route.row.effective.iter().map(|&q| f64::from(q)).sum();
+    assert!((effective_sum - 1.0).abs() < seq_len as f64 * f64::from(f32::EPSILON));
+    harness.get_by_label("Regions of query 100");
+    harness.get_by_label(&format!("Σ weights = {:.6}", route.total_weight()));
+    for r in &route.row.regions {
+        harness.get_by_label(&r.region.kind.to_string());
+    }
+    harness.get_by_label("effective q(j|i) (combiner-fixed)");
+    harness.get_by_label("exact A");
+    harness.get_by_label("error q − A");
+    assert!(
+        matrix
+            .metrics
+            .matrix_rel_fro
+            .is_some_and(|e| e.value() > 0.0),
+        "Combiner is not exact on zen: {:?}",
+        matrix.metrics.matrix_rel_fro
+    );
+    assert_no_view_errors(&harness);
+
+    // Move the block slider as a screen reader would: the matrix and the route follow.
+    harness
+        .get_by_role_and_label(Role::Slider, "block")
+        .set_value_accesskit(5.0);
+    wait_idle(&mut harness);
+    let state = harness.app();
+    let second = state
+        .results
+        .routing
+        .matrix
+        .clone()
+        .expect("a new routing result");
+    assert_ne!(second.id, matrix.id);
+    assert_eq!(second.block, 5);
+    let route = state
+        .results
+        .routing
+        .shown_route()
+        .cloned()
+        .expect("a route");
+    assert_eq!(route.row.query, 100);
+    assert_eq!(route.block, 5);
+    assert_eq!(
+        route.row.direct.iter().map(|d| d.key).collect::<Vec<_>>(),
+        (100..105).collect::<Vec<_>>()
+    );
+    assert_eq!(route.row.regions.len(), 191_usize.div_ceil(5) - 1);
+    assert!((route.total_weight() - 1.0).abs() < tol);
+    harness.get_by_label(&format!("Σ weights = {:.6}", route.total_weight()));
+    harness.get_by_label("block 38");
+    assert_no_view_errors(&harness);
+}
+
+#[test]
+fn gui_spectrum_view_plots_points_optimal_split_and_compare_all_table() {
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    wait_idle(&mut harness);
+    harness.app_mut().apply(Command::ShowView(View::Spectrum));
+    wait_idle(&mut harness);
+    let state = harness.app();
+    let spectrum = state.results.spectrum.spectrum.clone().expect("spectra");
+    let points = state
+        .results
+        .spectrum
+        .points
+        .clone()
+        .expect("matched-rank points");
+    let rank = state.selection.params.rank;
+    assert_eq!(points.rank, rank);
+    assert_eq!(spectrum.spectrum.singular_values.len(), 191);
+    harness.get_by_label("singular values (log scale)");
+    harness.get_by_label("captured energy Σ_{t<r} σ_t² / Σ σ_t²");
+    harness.get_by_label(&format!("Methods at matched rank {rank}"));
+    // SVD attains the Eckart–Young bound; no method beats it.
+    let curve = &spectrum.spectrum.eckart_young;
+    for (method, outcome) in &points.points {
+        let point = outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+            .as_ref()
+            .unwrap_or_else(|| panic!("{method}: no point"));
+        let bound = curve[point.rank];
+        assert!(
+            point.error.value() >= bound * (1.0 - 1e-4),
+            "{method}: {} below the bound {bound}",
+            point.error
+        );
+        if *method == MethodId::Svd {
+            assert_eq!(point.rank, rank);
+            assert!((point.error.value() - bound).abs() < 1e-4 * bound.max(1e-3));
+        }
+    }
+    assert_no_view_errors(&harness);
+
+    harness.get_by_label("Optimal split").click();
+    wait_idle(&mut harness);
+    let optimal = harness
+        .app()
+        .results
+        .spectrum
+        .optimal
+        .clone()
+        .expect("an optimal split");
+    let curve = &optimal.split.error_curve;
+    assert!(curve.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-12)));
+    assert!(optimal.split.error <= optimal.split.fixed_split_error);
+    assert_no_view_errors(&harness);
+
+    // The methods view's "Compare all" table: one row per method.
+    harness.app_mut().apply(Command::ShowView(View::Methods));
+    wait_idle(&mut harness);
+    harness.get_by_label("Compare all").click();
+    wait_idle(&mut harness);
+    let table = harness
+        .app()
+        .results
+        .compare_all
+        .clone()
+        .expect("a compare-all table");
+    let ids: Vec<MethodId> = table.rows.iter().map(|r| r.method).collect();
+    assert_eq!(ids, MethodId::ALL.to_vec());
+    for row in &table.rows {
+        let run = row
+            .outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{}: {e}", row.method));
+        let e = run.metrics.matrix_rel_fro.expect("matrices within budget");
+        assert!(e.value().is_finite(), "{}: {e:?}", row.method);
+        assert!(
+            harness.query_all_by_label(row.method.as_str()).count() >= 1,
+            "{} has no row",
+            row.method
+        );
+    }
+    harness.get_by_label(&format!(
+        "Compare all methods ({}, rank {rank})",
+        MethodId::ALL.len()
+    ));
+    assert_no_view_errors(&harness);
+
+    // Causal: the bidirectional-only methods say so instead of failing.
+    harness.app_mut().apply(Command::SetCausal(true));
+    wait_idle(&mut harness);
+    harness.get_by_label("Compare all").click();
+    wait_idle(&mut harness);
+    let table = harness.app().results.compare_all.clone().expect("a table");
+    assert!(table.head.causal);
+    let skipped: Vec<MethodId> = table
+        .rows
+        .iter()
+        .filter(|r| matches!(&r.outcome, Err(e) if e == BIDIRECTIONAL_ONLY))
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(skipped, vec![MethodId::Nystrom, MethodId::Linformer]);
+    assert_eq!(harness.query_all_by_label(BIDIRECTIONAL_ONLY).count(), 2);
+
+    // The method picker disables the bidirectional-only methods while causal is on.
+    harness
+        .get_by_role_and_label(Role::ComboBox, "method")
+        .click();
+    harness.step();
+    harness.step();
+    for &method in MethodId::ALL {
+        // ("linear" is also the value-scale button; it is enabled either way.)
+        let disabled = harness
+            .query_all_by_role_and_label(Role::Button, method.as_str())
+            .any(|n| n.accesskit_node().is_disabled());
+        let expected = matches!(method, MethodId::Nystrom | MethodId::Linformer);
+        assert_eq!(disabled, expected, "{method}");
+    }
+}
+
+#[test]
+fn gui_routing_view_every_variant_causal_and_bidirectional_on_prime_length_37() {
+    use attnscope::attention::combiner::Variant;
+    let mut harness = harness(InputSource::Synthetic(SynthSpec {
+        kind: SynthKind::LocalGlobal,
+        seq_len: 37,
+        head_dim: 8,
+        num_heads: 1,
+        seed: 5,
+    }));
+    wait_idle(&mut harness);
+    harness.app_mut().apply(Command::ShowView(View::Routing));
+    for causal in [false, true] {
+        harness.app_mut().apply(Command::SetCausal(causal));
+        for &variant in Variant::ALL {
+            for query in [0, 17, 36] {
+                let mut routing = harness.app().selection.routing;
+                routing.variant = variant;
+                routing.block = Some(5);
+                routing.query = Some(query);
+                harness.app_mut().apply(Command::SetRouting(routing));
+                wait_idle(&mut harness);
+                let state = harness.app();
+                let label = format!("{variant} causal={causal} query {query}");
+                assert!(
+                    state.results.routing.error.is_none(),
+                    "{label}: {:?}",
+                    state.results.routing.error
+                );
+                let matrix = state.results.routing.matrix.clone().expect("a result");
+                assert_eq!(matrix.settings.variant, variant, "{label}");
+                assert_eq!(matrix.head.causal, causal, "{label}");
+                let route = state
+                    .results
+                    .routing
+                    .shown_route()
+                    .cloned()
+                    .expect("a route");
+                assert_eq!(route.row.query, query, "{label}");
+                assert!((route.total_weight() - 1.0).abs() < 1e-5, "{label}");
+                // The routed row is the matrix's row (same plan, same softmax).
+                let row = matrix.effective.row(query);
+                for (j, (&a, &b)) in row.iter().zip(&route.row.effective).enumerate() {
+                    assert!((a - b).abs() < 1e-6, "{label}: key {j}: {a} vs {b}");
+                }
+                if causal {
+                    assert!(
+                        route.row.effective[query + 1..].iter().all(|&q| q == 0.0),
+                        "{label}: a causal row attends to the future"
+                    );
+                }
+                harness.get_by_label(&format!("Regions of query {query}"));
+            }
+        }
+    }
+    assert_no_view_errors(&harness);
 }
 
 #[test]

@@ -343,8 +343,9 @@ impl AttnScopeApp {
                 (None, None) => return None,
             },
             View::Methods => ExportSource::Method(Arc::clone(self.results.method.as_ref()?)),
-            // The sweeps view saves its own CSV/JSON reports.
-            View::Sweeps => return None,
+            // The sweeps view saves its own CSV/JSON reports; the routing and spectrum views
+            // show the methods view's matrices and their own plots.
+            View::Sweeps | View::Routing | View::Spectrum => return None,
         };
         Some(ExportJob {
             what,

@@ -165,6 +165,27 @@ pub enum HeatmapAction {
 /// Draws one heatmap with its title, pooled label, hover read-out and a right-click menu
 /// (Save PNG…, matrices, metrics); returns the menu choice.
 pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) -> Option<HeatmapAction> {
+    heatmap_full_ui(ui, args, |_| {}).1
+}
+
+/// [`heatmap_ui`] with extra plot items drawn over the image by `overlay` (in matrix
+/// coordinates: x = key column, y = query row, one unit per cell). Returns the cell
+/// `(query i, key j)` that was clicked this frame, if any.
+pub fn heatmap_overlay_ui(
+    ui: &mut egui::Ui,
+    args: &HeatmapArgs<'_>,
+    overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> Option<(usize, usize)> {
+    heatmap_full_ui(ui, args, overlay).0
+}
+
+/// The heatmap widget: image, overlay, hover read-out and context menu. Returns the clicked
+/// cell and the menu choice.
+pub fn heatmap_full_ui(
+    ui: &mut egui::Ui,
+    args: &HeatmapArgs<'_>,
+    overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> (Option<(usize, usize)>, Option<HeatmapAction>) {
     let (rows, cols) = args.dim;
     let mut action = None;
     ui.horizontal_wrapped(|ui| {
@@ -218,8 +239,14 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) -> Option<HeatmapAc
                         .allow_hover(false),
                 );
             }
+            overlay(plot_ui);
             plot_ui.pointer_coordinate()
         });
+    let clicked = response
+        .inner
+        .filter(|p| response.response.clicked() && p.x >= 0.0 && p.y >= 0.0)
+        .map(|p| (p.y.floor() as usize, p.x.floor() as usize))
+        .filter(|&(i, j)| i < rows && j < cols);
     let _menu = response.response.context_menu(|ui| {
         for (label, choice) in [
             ("Save PNG…", HeatmapAction::SavePng),
@@ -264,7 +291,7 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) -> Option<HeatmapAc
             response.response.on_hover_text_at_pointer(text);
         }
     }
-    action
+    (clicked, action)
 }
 
 /// Overlay of rows that see no key (C3): translucent grey with an orange outline.

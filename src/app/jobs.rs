@@ -28,6 +28,11 @@ use crate::attention::{MatrixBudget, MethodId, MethodParams, MethodProperties, c
 use crate::data::{self, QkvSet, SynthSpec};
 use crate::render::{PoolMode, Pooled, pool};
 
+use super::view_jobs::{
+    self, CompareAllResult, OptimalResult, RankPointsResult, RouteResult, RoutingResult,
+    RoutingSettings, SpectrumResult,
+};
+
 /// Largest texture side; larger matrices are pooled (E15) and labelled "pooled k×k".
 pub const MAX_TEXTURE_SIDE: usize = 2048;
 
@@ -131,15 +136,34 @@ pub enum Lane {
     Decompose,
     /// One method against exact attention.
     Method,
+    // --- routing / spectrum / compare-all lanes (see `view_jobs`) ---
+    /// A Combiner variant's effective matrix and one routed query.
+    Routing,
+    /// One routed query only (a click on the routing heatmap).
+    Route,
+    /// Singular-value spectra.
+    Spectrum,
+    /// Low-rank methods' errors at matched rank.
+    RankPoints,
+    /// The optimal band + low-rank split.
+    Optimal,
+    /// Every method on the current input.
+    CompareAll,
 }
 
 impl Lane {
-    const COUNT: usize = 3;
+    const COUNT: usize = 9;
     fn index(self) -> usize {
         match self {
             Lane::Load => 0,
             Lane::Decompose => 1,
             Lane::Method => 2,
+            Lane::Routing => 3,
+            Lane::Route => 4,
+            Lane::Spectrum => 5,
+            Lane::RankPoints => 6,
+            Lane::Optimal => 7,
+            Lane::CompareAll => 8,
         }
     }
 }
@@ -171,6 +195,57 @@ pub enum JobRequest {
         /// Budget, pooling and image size.
         settings: ComputeSettings,
     },
+    // --- routing / spectrum / compare-all requests (see `view_jobs`) ---
+    /// A Combiner variant against exact attention, routing `settings.query`.
+    Routing {
+        /// The head.
+        head: HeadSelection,
+        /// Variant, block, pooling, key row, query.
+        settings: RoutingSettings,
+        /// Other parameters.
+        params: MethodParams,
+    },
+    /// Route one query only.
+    Route {
+        /// The head.
+        head: HeadSelection,
+        /// Variant, block, pooling, key row, query.
+        settings: RoutingSettings,
+        /// Other parameters.
+        params: MethodParams,
+    },
+    /// Spectra of A and of its far field at `bandwidth`.
+    Spectrum {
+        /// The head.
+        head: HeadSelection,
+        /// Far-field bandwidth b (C2).
+        bandwidth: usize,
+    },
+    /// Low-rank methods at matched `rank`.
+    RankPoints {
+        /// The head.
+        head: HeadSelection,
+        /// Matched rank.
+        rank: usize,
+        /// Other parameters.
+        params: MethodParams,
+    },
+    /// Optimal band + rank-`rank` split at `bandwidth`.
+    Optimal {
+        /// The head.
+        head: HeadSelection,
+        /// Bandwidth b (C2).
+        bandwidth: usize,
+        /// Rank r.
+        rank: usize,
+    },
+    /// Every method at matched parameters (`params.rank`).
+    CompareAll {
+        /// The head.
+        head: HeadSelection,
+        /// Parameters of the current selection.
+        params: MethodParams,
+    },
 }
 
 impl JobRequest {
@@ -180,6 +255,12 @@ impl JobRequest {
             JobRequest::Load(_) => Lane::Load,
             JobRequest::Decompose { .. } => Lane::Decompose,
             JobRequest::Method { .. } => Lane::Method,
+            JobRequest::Routing { .. } => Lane::Routing,
+            JobRequest::Route { .. } => Lane::Route,
+            JobRequest::Spectrum { .. } => Lane::Spectrum,
+            JobRequest::RankPoints { .. } => Lane::RankPoints,
+            JobRequest::Optimal { .. } => Lane::Optimal,
+            JobRequest::CompareAll { .. } => Lane::CompareAll,
         }
     }
 }
@@ -313,6 +394,19 @@ pub enum JobOutput {
     PooledDecomposed(Arc<PooledDecompositionResult>),
     /// A method run finished.
     Method(Arc<MethodRun>),
+    // --- routing / spectrum / compare-all outputs (see `view_jobs`) ---
+    /// A Combiner routing result.
+    Routing(Arc<RoutingResult>),
+    /// One routed query.
+    Route(Arc<RouteResult>),
+    /// Spectra.
+    Spectrum(Arc<SpectrumResult>),
+    /// Matched-rank points.
+    RankPoints(Arc<RankPointsResult>),
+    /// Optimal split.
+    Optimal(Arc<OptimalResult>),
+    /// The "Compare all" table.
+    CompareAll(Arc<CompareAllResult>),
 }
 
 /// A result with its request id.
@@ -441,7 +535,7 @@ fn worker_loop(
 ) {
     while let Ok(first) = jobs.recv() {
         // Coalesce: keep only the newest job of each lane.
-        let mut newest: [Option<Job>; Lane::COUNT] = [None, None, None];
+        let mut newest: [Option<Job>; Lane::COUNT] = std::array::from_fn(|_| None);
         let mut push = |job: Job| {
             let lane = job.request.lane().index();
             if newest[lane].as_ref().is_none_or(|old| old.id < job.id) {
@@ -629,5 +723,33 @@ fn run_job(id: u64, request: JobRequest, control: TileControl<'_>) -> Result<Job
                 method_secs,
             })))
         }
+        JobRequest::Routing {
+            head,
+            settings,
+            params,
+        } => view_jobs::run_routing(id, head, settings, &params)
+            .map(|r| JobOutput::Routing(Arc::new(r))),
+        JobRequest::Route {
+            head,
+            settings,
+            params,
+        } => {
+            view_jobs::run_route(id, head, settings, &params).map(|r| JobOutput::Route(Arc::new(r)))
+        }
+        JobRequest::Spectrum { head, bandwidth } => {
+            view_jobs::run_spectrum(id, head, bandwidth).map(|r| JobOutput::Spectrum(Arc::new(r)))
+        }
+        JobRequest::RankPoints { head, rank, params } => {
+            view_jobs::run_rank_points(id, head, rank, &params)
+                .map(|r| JobOutput::RankPoints(Arc::new(r)))
+        }
+        JobRequest::Optimal {
+            head,
+            bandwidth,
+            rank,
+        } => view_jobs::run_optimal(id, head, bandwidth, rank)
+            .map(|r| JobOutput::Optimal(Arc::new(r))),
+        JobRequest::CompareAll { head, params } => view_jobs::run_compare_all(id, head, &params)
+            .map(|r| JobOutput::CompareAll(Arc::new(r))),
     }
 }

@@ -14,6 +14,7 @@
 pub mod export;
 pub mod heatmap_view;
 pub mod jobs;
+pub mod view_jobs;
 pub mod views;
 
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ use heatmap_view::{DisplaySettings, TextureCache};
 use jobs::{
     ComputeSettings, DecompositionResult, HeadSelection, InputSource, JobOutput, JobRequest, Lane,
     LoadedInput, MAX_TEXTURE_SIDE, MethodRun, PooledDecompositionResult, Worker,
+};
+use view_jobs::{
+    CompareAllResult, OptimalResult, RankPointsResult, RouteResult, RoutingResult, RoutingSettings,
+    SpectrumResult,
 };
 
 /// Number of recent files kept (persisted with eframe's storage).
@@ -83,6 +88,20 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open the attnscope window: {e}"))
 }
 
+/// Adds the bundled monospace font (Hack) as the last fallback of the proportional family, so
+/// math in labels and notes (⌈√L⌉, ∅, ∈, ‖·‖, p̃) is drawn instead of tofu (Ubuntu-Light lacks
+/// these glyphs).
+fn install_fallback_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack")
+        && let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+        && !family.iter().any(|f| f == "Hack")
+    {
+        family.push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
 /// The views (tabs). New views add a variant here and a file in `views/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -90,21 +109,32 @@ pub enum View {
     Decomposition,
     /// One method's Â against exact A.
     Methods,
+    /// Combiner routing of one query (issue 3).
+    Routing,
+    /// Singular-value spectra and the Eckart–Young curve (issue 4).
+    Spectrum,
     /// Error and runtime against L, rank and bandwidth (issue 5).
     Sweeps,
-    // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
-    // Notebook (issue 7).
+    // Later: Notebook (issue 7).
 }
 
 impl View {
     /// Tab order.
-    pub const ALL: &'static [View] = &[View::Decomposition, View::Methods, View::Sweeps];
+    pub const ALL: &'static [View] = &[
+        View::Decomposition,
+        View::Methods,
+        View::Routing,
+        View::Spectrum,
+        View::Sweeps,
+    ];
 
     /// Tab title.
     pub fn title(self) -> &'static str {
         match self {
             View::Decomposition => "Decomposition",
             View::Methods => "Methods",
+            View::Routing => "Combiner routing",
+            View::Spectrum => "Spectrum",
             View::Sweeps => "Sweeps",
         }
     }
@@ -131,6 +161,8 @@ pub struct Selection {
     pub budget_mib: usize,
     /// Nearest-neighbour upscaling of exported PNGs (1 = one pixel per cell).
     pub png_upscale: usize,
+    /// Combiner routing view: variant, block, pooling, key row, query.
+    pub routing: RoutingSettings,
 }
 
 impl Default for Selection {
@@ -145,6 +177,7 @@ impl Default for Selection {
             display: DisplaySettings::default(),
             budget_mib: DEFAULT_BUDGET_MIB,
             png_upscale: 1,
+            routing: RoutingSettings::default(),
         }
     }
 }
@@ -219,6 +252,13 @@ pub enum Command {
     ExportDone(Result<String, String>),
     /// Forget the recent files list.
     ClearRecent,
+    // --- routing / spectrum / compare-all ---
+    /// Combiner routing settings (variant, block, pooling, key row, query).
+    SetRouting(RoutingSettings),
+    /// Run the optimal band + low-rank split once (spectrum view).
+    RunOptimalSplit,
+    /// Run every method on the current input (methods view, "Compare all").
+    CompareAll,
 }
 
 /// A notification (toast) shown in the corner until dismissed or timed out.
@@ -247,6 +287,58 @@ pub struct Results {
     pub method_error: Option<String>,
     /// Error of the latest load, if it failed.
     pub load_error: Option<String>,
+    /// Combiner routing view results.
+    pub routing: RoutingResults,
+    /// Spectrum view results.
+    pub spectrum: SpectrumResults,
+    /// Last "Compare all" table of the methods view.
+    pub compare_all: Option<Arc<CompareAllResult>>,
+    /// Error of the latest "Compare all" request, if it failed.
+    pub compare_all_error: Option<String>,
+}
+
+/// Results of the Combiner routing view.
+#[derive(Debug, Default)]
+pub struct RoutingResults {
+    /// Last good effective matrix (with the query routed with it).
+    pub matrix: Option<Arc<RoutingResult>>,
+    /// The newest routed query (from either routing lane).
+    pub route: Option<Arc<RouteResult>>,
+    /// Error of the latest routing request, if it failed.
+    pub error: Option<String>,
+}
+
+impl RoutingResults {
+    /// The route to show with the current matrix: the newest one if it was computed with the
+    /// same head and routing parameters, else the matrix's own.
+    pub fn shown_route(&self) -> Option<&Arc<RouteResult>> {
+        let matrix = self.matrix.as_ref()?;
+        match &self.route {
+            Some(r)
+                if r.id >= matrix.route.id
+                    && view_jobs::same_head(&r.head, &matrix.head)
+                    && r.settings.same_routing(&matrix.settings) =>
+            {
+                Some(r)
+            }
+            _ => Some(&matrix.route),
+        }
+    }
+}
+
+/// Results of the spectrum view.
+#[derive(Debug, Default)]
+pub struct SpectrumResults {
+    /// Last good spectra.
+    pub spectrum: Option<Arc<SpectrumResult>>,
+    /// Last good matched-rank points.
+    pub points: Option<Arc<RankPointsResult>>,
+    /// Last optimal split (only on request).
+    pub optimal: Option<Arc<OptimalResult>>,
+    /// Error of the latest spectrum or points request.
+    pub error: Option<String>,
+    /// Error of the latest optimal split.
+    pub optimal_error: Option<String>,
 }
 
 /// The application: shared state, worker, caches.
@@ -268,6 +360,10 @@ pub struct AttnScopeApp {
     views: views::ViewStates,
     dirty_decomposition: bool,
     dirty_method: bool,
+    dirty_routing: bool,
+    dirty_route: bool,
+    dirty_spectrum: bool,
+    dirty_points: bool,
     fit_once: bool,
     commands_tx: Sender<Command>,
     commands_rx: Receiver<Command>,
@@ -280,6 +376,7 @@ impl AttnScopeApp {
     /// # Errors
     /// The worker thread could not be spawned.
     pub fn new(ctx: &egui::Context, source: InputSource) -> std::io::Result<Self> {
+        install_fallback_fonts(ctx);
         let repaint_ctx = ctx.clone();
         let worker = Worker::spawn(move || repaint_ctx.request_repaint())?;
         let (commands_tx, commands_rx) = channel();
@@ -301,6 +398,10 @@ impl AttnScopeApp {
             views: views::ViewStates::default(),
             dirty_decomposition: false,
             dirty_method: false,
+            dirty_routing: false,
+            dirty_route: false,
+            dirty_spectrum: false,
+            dirty_points: false,
             fit_once: false,
             commands_tx,
             commands_rx,
@@ -391,9 +492,11 @@ impl AttnScopeApp {
             Command::SetParams(params) => {
                 let changed_decomposition =
                     params.bandwidth != sel.params.bandwidth || params.rank != sel.params.rank;
+                self.dirty_spectrum |= params.bandwidth != sel.params.bandwidth;
                 sel.params = params;
                 self.dirty_method = true;
                 self.dirty_decomposition |= changed_decomposition;
+                self.dirty_points = true;
             }
             Command::FitWeights => {
                 self.fit_once = true;
@@ -422,12 +525,42 @@ impl AttnScopeApp {
                     self.notifications.remove(index);
                 }
             }
+            Command::SetRouting(routing) => {
+                if routing.same_routing(&sel.routing) {
+                    self.dirty_route |= routing.query != sel.routing.query;
+                } else {
+                    self.dirty_routing = true;
+                }
+                sel.routing = routing;
+            }
+            Command::RunOptimalSplit => {
+                if let Some(head) = sel.head_selection() {
+                    self.results.spectrum.optimal_error = None;
+                    self.worker.submit(JobRequest::Optimal {
+                        head,
+                        bandwidth: sel.params.bandwidth,
+                        rank: sel.params.rank,
+                    });
+                }
+            }
+            Command::CompareAll => {
+                if let Some(head) = sel.head_selection() {
+                    self.results.compare_all_error = None;
+                    self.worker.submit(JobRequest::CompareAll {
+                        head,
+                        params: sel.params.clone(),
+                    });
+                }
+            }
         }
     }
 
     fn mark_dirty(&mut self) {
         self.dirty_decomposition = true;
         self.dirty_method = true;
+        self.dirty_routing = true;
+        self.dirty_spectrum = true;
+        self.dirty_points = true;
     }
 
     fn notify(&mut self, text: String) {
@@ -504,6 +637,7 @@ impl AttnScopeApp {
                     self.notify(format!("{} failed: {e}", self.selection.method));
                     self.results.method_error = Some(e);
                 }
+                (lane, outcome) => self.on_view_job(lane, outcome),
             }
         }
         self.submit_needed();
@@ -511,6 +645,7 @@ impl AttnScopeApp {
             self.results.decomposition.as_ref().map(|d| d.id),
             self.results.pooled_decomposition.as_ref().map(|d| d.id),
             self.results.method.as_ref().map(|m| m.id),
+            self.results.routing.matrix.as_ref().map(|r| r.id),
         ]
         .into_iter()
         .flatten()
@@ -519,6 +654,57 @@ impl AttnScopeApp {
         let now = self.ctx.input(|i| i.time);
         self.notifications
             .retain(|n| now - n.shown_at_secs < NOTIFICATION_SECS);
+    }
+
+    /// Results of the routing, spectrum and compare-all lanes.
+    fn on_view_job(&mut self, lane: Lane, outcome: Result<JobOutput, String>) {
+        let r = &mut self.results;
+        match outcome {
+            Ok(JobOutput::Routing(m)) => {
+                if r.routing
+                    .route
+                    .as_ref()
+                    .is_none_or(|old| old.id < m.route.id)
+                {
+                    r.routing.route = Some(Arc::clone(&m.route));
+                }
+                r.routing.matrix = Some(m);
+                r.routing.error = None;
+            }
+            Ok(JobOutput::Route(route)) => {
+                if r.routing.route.as_ref().is_none_or(|old| old.id < route.id) {
+                    r.routing.route = Some(route);
+                }
+                r.routing.error = None;
+            }
+            Ok(JobOutput::Spectrum(s)) => {
+                r.spectrum.spectrum = Some(s);
+                r.spectrum.error = None;
+            }
+            Ok(JobOutput::RankPoints(p)) => {
+                r.spectrum.points = Some(p);
+                r.spectrum.error = None;
+            }
+            Ok(JobOutput::Optimal(o)) => {
+                r.spectrum.optimal = Some(o);
+                r.spectrum.optimal_error = None;
+            }
+            Ok(JobOutput::CompareAll(c)) => {
+                r.compare_all = Some(c);
+                r.compare_all_error = None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let (what, slot) = match lane {
+                    Lane::Routing | Lane::Route => ("Combiner routing", &mut r.routing.error),
+                    Lane::Spectrum | Lane::RankPoints => ("Spectrum", &mut r.spectrum.error),
+                    Lane::Optimal => ("Optimal split", &mut r.spectrum.optimal_error),
+                    _ => ("Compare all", &mut r.compare_all_error),
+                };
+                *slot = Some(e.clone());
+                self.notify(format!("{what} failed: {e}"));
+            }
+        }
     }
 
     fn on_loaded(&mut self, input: Arc<LoadedInput>) {
@@ -570,10 +756,50 @@ impl AttnScopeApp {
             let mut params = self.selection.params.clone();
             params.fit = std::mem::take(&mut self.fit_once);
             self.worker.submit(JobRequest::Method {
-                head,
+                head: head.clone(),
                 method: self.selection.method,
                 params,
                 settings: self.compute_settings(),
+            });
+        }
+        self.submit_view_jobs(&head);
+    }
+
+    /// Submits the routing and spectrum jobs the visible view needs.
+    fn submit_view_jobs(&mut self, head: &HeadSelection) {
+        let sel = &self.selection;
+        if self.view == View::Routing && (self.dirty_routing || self.dirty_route) {
+            let (settings, params) = (sel.routing, sel.params.clone());
+            let head = head.clone();
+            if self.dirty_routing {
+                self.worker.submit(JobRequest::Routing {
+                    head,
+                    settings,
+                    params,
+                });
+            } else {
+                self.worker.submit(JobRequest::Route {
+                    head,
+                    settings,
+                    params,
+                });
+            }
+            self.dirty_routing = false;
+            self.dirty_route = false;
+        }
+        if self.view == View::Spectrum && self.dirty_spectrum {
+            self.dirty_spectrum = false;
+            self.worker.submit(JobRequest::Spectrum {
+                head: head.clone(),
+                bandwidth: sel.params.bandwidth,
+            });
+        }
+        if self.view == View::Spectrum && self.dirty_points {
+            self.dirty_points = false;
+            self.worker.submit(JobRequest::RankPoints {
+                head: head.clone(),
+                rank: sel.params.rank,
+                params: sel.params.clone(),
             });
         }
     }
@@ -793,6 +1019,10 @@ impl AttnScopeApp {
                             views::decomposition::inspector_ui(ui, &self.results);
                         }
                         View::Methods => views::methods::inspector_ui(ui, &self.results),
+                        View::Routing => views::routing::inspector_ui(ui, &self.results),
+                        View::Spectrum => {
+                            views::spectrum::inspector_ui(ui, &self.selection, &self.results);
+                        }
                         View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
                     });
             });
@@ -811,7 +1041,24 @@ impl AttnScopeApp {
                 &self.selection,
                 &self.results,
                 self.worker.is_busy(Lane::Method),
+                self.worker.is_busy(Lane::CompareAll),
                 &mut self.textures,
+                &mut commands,
+            ),
+            View::Routing => views::routing::ui(
+                ui,
+                &self.selection,
+                &self.results,
+                self.worker.is_busy(Lane::Routing) || self.worker.is_busy(Lane::Route),
+                &mut self.textures,
+                &mut commands,
+            ),
+            View::Spectrum => views::spectrum::ui(
+                ui,
+                &self.selection,
+                &self.results,
+                self.worker.is_busy(Lane::Spectrum) || self.worker.is_busy(Lane::RankPoints),
+                self.worker.is_busy(Lane::Optimal),
                 &mut commands,
             ),
             View::Sweeps => {
