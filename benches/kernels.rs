@@ -14,7 +14,10 @@
 //! `4·Lq·Lk·d` for attention (`QKᵀ` and `PV`, halved for causal is *not* applied, so causal
 //! GFLOP/s compare against the same dense count), `2·M·N·K` for SGEMM.
 //!
-//! Columns: `source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops`.
+//! Columns: `source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops,cpu_ms`
+//! (`gflops` from the median wall time; `cpu_ms` = mean CPU time per call summed over threads,
+//! which on a shared machine excludes time spent preempted: compare `flops / cpu_ms` for a
+//! 1-thread setting when the machine is busy).
 //! `scripts/bench_numpy.py` writes the same columns.
 
 use std::fmt::Write as _;
@@ -47,6 +50,7 @@ struct Row {
     repeats: usize,
     median_ms: f64,
     min_ms: f64,
+    cpu_ms: f64,
     flops: f64,
 }
 
@@ -60,7 +64,7 @@ impl Row {
     }
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.0},{:.2}",
+            "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.0},{:.2},{:.4}",
             self.source,
             self.kernel,
             self.variant,
@@ -72,7 +76,8 @@ impl Row {
             self.median_ms,
             self.min_ms,
             self.flops,
-            self.gflops()
+            self.gflops(),
+            self.cpu_ms
         )
     }
 }
@@ -81,20 +86,58 @@ struct Timing {
     repeats: usize,
     median_ms: f64,
     min_ms: f64,
+    /// Mean CPU time per call summed over the process's threads (NaN where unavailable).
+    cpu_ms: f64,
+}
+
+/// CPU time of each thread of this process so far, in ns, keyed by thread id, from
+/// `/proc/self/task/*/schedstat` (None off Linux). On a shared, overloaded machine this excludes
+/// time spent preempted.
+fn thread_cpu_ns() -> Option<std::collections::HashMap<String, u64>> {
+    let mut times = std::collections::HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?;
+        // A thread may exit between listing and reading: skip it.
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let ns = text.split_whitespace().next()?.parse::<u64>().ok()?;
+        times.insert(task.file_name().to_string_lossy().into_owned(), ns);
+    }
+    Some(times)
+}
+
+/// CPU time spent between two [`thread_cpu_ns`] readings by threads alive at the second.
+fn cpu_delta_ns(
+    start: &std::collections::HashMap<String, u64>,
+    end: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    end.iter()
+        .map(|(tid, &ns)| ns.saturating_sub(start.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// One warm-up call, then repeats until `budget` is spent (at least `min_reps`, at most 30).
+/// `min_reps = 1` with a zero budget times one cold call (for multi-second stages).
 fn time<T>(budget: Duration, min_reps: usize, mut f: impl FnMut() -> T) -> Timing {
-    std::hint::black_box(f());
+    if !(min_reps == 1 && budget.is_zero()) {
+        std::hint::black_box(f());
+    }
     let mut samples = Vec::new();
+    let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     while samples.len() < min_reps || (start.elapsed() < budget && samples.len() < 30) {
         let t = Instant::now();
         std::hint::black_box(f());
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let cpu_ms = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) => cpu_delta_ns(&a, &b) as f64 / 1e6 / samples.len() as f64,
+        _ => f64::NAN,
+    };
     samples.sort_by(f64::total_cmp);
     Timing {
+        cpu_ms,
         repeats: samples.len(),
         median_ms: samples[samples.len() / 2],
         min_ms: samples[0],
@@ -240,10 +283,11 @@ fn push(
         repeats: t.repeats,
         median_ms: t.median_ms,
         min_ms: t.min_ms,
+        cpu_ms: t.cpu_ms,
         flops,
     };
     eprintln!(
-        "{:<10} {:<12} {:<14} causal={:<5} L={:<6} t={} {:>10.3} ms (min {:.3}, n={}) {:>8.1} GFLOP/s",
+        "{:<10} {:<12} {:<18} causal={:<5} L={:<6} t={} {:>10.3} ms (min {:.3}, cpu {:.3}, n={}) {:>8.1} GFLOP/s",
         row.source,
         row.kernel,
         row.variant,
@@ -252,6 +296,7 @@ fn push(
         row.threads,
         row.median_ms,
         row.min_ms,
+        row.cpu_ms,
         row.repeats,
         row.gflops()
     );
@@ -319,17 +364,19 @@ fn bench_linear_cost(cfg: &Config, rows: &mut Vec<Row>) {
 }
 
 /// Rank-`rank` truncated SVD of `a` by randomized range finding (Halko, Martinsson & Tropp,
-/// SIAM Review 2011, Alg. 4.4 with `power` subspace iterations): f32 faer matmuls and QR, then
-/// a small SVD. Returns `U_r Σ_r V_rᵀ`.
-fn randomized_truncated_svd(a: &Array2<f32>, rank: usize, power: usize, seed: u64) -> Mat<f32> {
+/// SIAM Review 2011, Alg. 4.4 with `power` subspace iterations, oversampling 8): f32 faer
+/// matmuls and QR, then a small SVD. Returns `U_r Σ_r V_rᵀ` `[m, n]`.
+fn randomized_truncated_svd(a: &Array2<f32>, rank: usize, power: usize, seed: u64) -> Array2<f32> {
     let (m, n) = a.dim();
     let p = (rank + 8).min(m.min(n));
+    let r = rank.min(p);
     let data = a.as_slice().expect("standard layout");
     let am = MatRef::from_row_major_slice(data, m, n);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let omega = Mat::<f32>::from_fn(n, p, |_, _| StandardNormal.sample(&mut rng));
+    let mut y = Mat::<f32>::zeros(m, p);
+    let mut z = Mat::<f32>::zeros(n, p);
     with_faer(|| {
-        let mut y = Mat::<f32>::zeros(m, p);
         matmul(
             y.as_mut(),
             Accum::Replace,
@@ -337,10 +384,11 @@ fn randomized_truncated_svd(a: &Array2<f32>, rank: usize, power: usize, seed: u6
             omega.as_ref(),
             1.0,
             Par::Seq,
-        );
-        let mut z = Mat::<f32>::zeros(n, p);
-        for _ in 0..power {
-            let qy = y.qr().compute_thin_Q();
+        )
+    });
+    for _ in 0..power {
+        let qy = with_faer(|| y.qr().compute_thin_Q());
+        with_faer(|| {
             matmul(
                 z.as_mut(),
                 Accum::Replace,
@@ -348,37 +396,52 @@ fn randomized_truncated_svd(a: &Array2<f32>, rank: usize, power: usize, seed: u6
                 qy.as_ref(),
                 1.0,
                 Par::Seq,
-            );
-            let qz = z.qr().compute_thin_Q();
-            matmul(y.as_mut(), Accum::Replace, am, qz.as_ref(), 1.0, Par::Seq);
-        }
-        let qm = y.qr().compute_thin_Q(); // [m, p]
-        let mut bt = Mat::<f32>::zeros(n, p); // Bᵀ = Aᵀ Q
+            )
+        });
+        let qz = with_faer(|| z.qr().compute_thin_Q());
+        with_faer(|| matmul(y.as_mut(), Accum::Replace, am, qz.as_ref(), 1.0, Par::Seq));
+    }
+    let qm = with_faer(|| y.qr().compute_thin_Q()); // [m, p]
+    // Bᵀ = Aᵀ Q = W S Xᵀ, so B = X S Wᵀ and A ≈ Q B = (Q X) S Wᵀ.
+    with_faer(|| {
         matmul(
-            bt.as_mut(),
+            z.as_mut(),
             Accum::Replace,
             am.transpose(),
             qm.as_ref(),
             1.0,
             Par::Seq,
-        );
-        let svd = bt.thin_svd().expect("small SVD converges"); // Bᵀ = W S Xᵀ → B = X S Wᵀ
-        let r = rank.min(p);
-        let (w, s, x) = (svd.U(), svd.S().column_vector(), svd.V());
-        let left = Mat::<f32>::from_fn(m, r, |i, t| {
-            (0..p).map(|c| qm[(i, c)] * x[(c, t)]).sum::<f32>() * s[t]
-        });
-        let mut out = Mat::<f32>::zeros(m, n);
+        )
+    });
+    let svd = with_faer(|| z.thin_svd()).expect("small SVD converges");
+    let (w, x) = (svd.U(), svd.V());
+    let s: Vec<f32> = (0..r).map(|t| svd.S().column_vector()[t]).collect();
+    let mut left = Mat::<f32>::zeros(m, r);
+    with_faer(|| {
         matmul(
-            out.as_mut(),
+            left.as_mut(),
             Accum::Replace,
-            left.as_ref(),
-            w.subcols(0, r).transpose(),
+            qm.as_ref(),
+            x.subcols(0, r),
             1.0,
             Par::Seq,
-        );
-        out
-    })
+        )
+    });
+    let right = Mat::<f32>::from_fn(n, r, |j, t| w[(j, t)] * s[t]);
+    let mut out = Array2::<f32>::zeros((m, n));
+    let out_slice = out.as_slice_mut().expect("fresh array");
+    let dst = faer::MatMut::from_row_major_slice_mut(out_slice, m, n);
+    with_faer(|| {
+        matmul(
+            dst,
+            Accum::Replace,
+            left.as_ref(),
+            right.as_ref().transpose(),
+            1.0,
+            Par::Seq,
+        )
+    });
+    out
 }
 
 fn bench_interactive(cfg: &Config, rows: &mut Vec<Row>) {
@@ -394,11 +457,7 @@ fn bench_interactive(cfg: &Config, rows: &mut Vec<Row>) {
         let a = a.expect("matrix requested");
         let near = band_part(&a, bandwidth, false);
         let far = &a - &near;
-        let svd_budget = if l > 1024 {
-            Duration::from_millis(1)
-        } else {
-            cfg.budget
-        };
+        let svd_budget = if l > 1024 { Duration::ZERO } else { cfg.budget };
         let mut stage = |name: &str, t: Timing| {
             push(
                 rows,
@@ -448,8 +507,7 @@ fn bench_interactive(cfg: &Config, rows: &mut Vec<Row>) {
                     let near = band_part(&a, bandwidth, false);
                     let far = &a - &near;
                     let far_r = randomized_truncated_svd(&far, rank, 2, 1);
-                    let recon =
-                        Array2::from_shape_fn(a.dim(), |(i, j)| near[[i, j]] + far_r[(i, j)]);
+                    let recon = &near + &far_r;
                     let err = &recon - &a;
                     (far, recon, err)
                 })
@@ -515,8 +573,24 @@ fn main() {
             .filter(|r| kernel == "sgemm" || r.seq_len >= 1024)
             .map(|r| (r.seq_len, r.median_ms))
             .collect();
+        let cpu_pts: Vec<(usize, f64)> = rows
+            .iter()
+            .filter(|r| {
+                r.kernel == kernel
+                    && r.variant == variant
+                    && r.causal == causal
+                    && r.threads == threads
+            })
+            .filter(|r| r.seq_len >= 1024 && r.cpu_ms > 0.0)
+            .map(|r| (r.seq_len, r.cpu_ms))
+            .collect();
         if pts.len() >= 2 && kernel != "sgemm" {
             let s = slope(&pts);
+            let s_cpu = if cpu_pts.len() == pts.len() {
+                slope(&cpu_pts)
+            } else {
+                f64::NAN
+            };
             let key = format!(
                 "{kernel}{}{} causal={causal} threads={threads}",
                 if variant.is_empty() { "" } else { "/" },
@@ -524,11 +598,11 @@ fn main() {
             );
             let _ = writeln!(
                 summary,
-                "slope {key}: {s:.3} (L = {}..{})",
+                "slope {key}: wall {s:.3}, CPU time {s_cpu:.3} (L = {}..{})",
                 pts[0].0,
                 pts[pts.len() - 1].0
             );
-            slopes.insert(key, serde_json::json!(s));
+            slopes.insert(key, serde_json::json!({ "wall": s, "cpu_time": s_cpu }));
         }
     }
     let mut ratios = Vec::new();
@@ -538,19 +612,25 @@ fn main() {
             .find(|g| g.kernel == "sgemm" && g.seq_len == r.seq_len && g.threads == r.threads)
         {
             let ratio = r.gflops() / g.gflops();
+            let cpu_gflops = |x: &Row| x.flops / (x.cpu_ms * 1e-3) / 1e9 * x.threads as f64;
+            let cpu_ratio = cpu_gflops(r) / cpu_gflops(g);
             let _ = writeln!(
                 summary,
-                "dense/sgemm L={} causal={} threads={}: {:.1} / {:.1} GFLOP/s = {:.2}",
+                "dense/sgemm L={} causal={} threads={}: wall {:.1} / {:.1} GFLOP/s = {:.2}; per CPU-time (approx.) {:.1} / {:.1} = {:.2}",
                 r.seq_len,
                 r.causal,
                 r.threads,
                 r.gflops(),
                 g.gflops(),
-                ratio
+                ratio,
+                cpu_gflops(r),
+                cpu_gflops(g),
+                cpu_ratio
             );
             ratios.push(serde_json::json!({
                 "seq_len": r.seq_len, "causal": r.causal, "threads": r.threads,
-                "dense_gflops": r.gflops(), "sgemm_gflops": g.gflops(), "ratio": ratio
+                "dense_gflops": r.gflops(), "sgemm_gflops": g.gflops(), "ratio": ratio,
+                "dense_gflops_cpu_time": cpu_gflops(r), "sgemm_gflops_cpu_time": cpu_gflops(g), "ratio_cpu_time": cpu_ratio
             }));
         }
     }

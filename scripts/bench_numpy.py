@@ -21,7 +21,7 @@ import sys
 import time
 
 HEAD_DIM = 64
-COLUMNS = "source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops"
+COLUMNS = "source,kernel,variant,causal,seq_len,head_dim,threads,repeats,median_ms,min_ms,flops,gflops,cpu_ms"
 
 
 def machine_line():
@@ -51,12 +51,14 @@ def attention(np, q, k, v, causal):
 def time_it(fn, budget_s, min_reps):
     fn()
     samples = []
+    cpu0 = time.process_time()
     start = time.perf_counter()
     while len(samples) < min_reps or (time.perf_counter() - start < budget_s and len(samples) < 30):
         t = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t) * 1e3)
-    return len(samples), statistics.median(samples), min(samples)
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / len(samples)
+    return len(samples), statistics.median(samples), min(samples), cpu_ms
 
 
 def main():
@@ -86,11 +88,11 @@ def main():
             limit = threadpool_limits(limits=threads) if threadpool_limits else contextlib.nullcontext()
             with limit:
                 for causal in (False, True):
-                    reps, med, mn = time_it(lambda: attention(np, q, k, v, causal), 0.6, 3)
+                    reps, med, mn, cpu = time_it(lambda: attention(np, q, k, v, causal), 0.6, 3)
                     flops = 4.0 * l * l * HEAD_DIM
                     row = (
                         f"numpy,full,,{str(causal).lower()},{l},{HEAD_DIM},{threads},{reps},"
-                        f"{med:.4f},{mn:.4f},{flops:.0f},{flops / (med * 1e-3) / 1e9:.2f}"
+                        f"{med:.4f},{mn:.4f},{flops:.0f},{flops / (med * 1e-3) / 1e9:.2f},{cpu:.4f}"
                     )
                     print(row, file=sys.stderr)
                     rows.append(row)

@@ -154,3 +154,112 @@ fn info_reports_shapes_and_tokens() {
     assert!(text.contains("191"), "{text}");
     assert!(text.contains("non-finite:      none"), "{text}");
 }
+
+#[test]
+fn decompose_npz_and_metrics_csv_hold_six_matrices_and_one_row_per_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("m.npz");
+    let csv = dir.path().join("m.csv");
+    let out = bin()
+        .arg("decompose")
+        .arg("synth:local-global,L=37,seed=2,heads=2")
+        .args(["--bandwidth", "3", "--rank", "4", "--npz"])
+        .arg(&npz)
+        .arg("--metrics-csv")
+        .arg(&csv)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = ndarray_npy::NpzReader::new(std::fs::File::open(&npz).unwrap()).unwrap();
+    let mut names = reader.names().unwrap();
+    names.sort();
+    assert_eq!(names.len(), 12, "{names:?}");
+    let full: ndarray::Array2<f32> = reader.by_name("h1_full").unwrap();
+    let near: ndarray::Array2<f32> = reader.by_name("h1_near").unwrap();
+    let far: ndarray::Array2<f32> = reader.by_name("h1_far").unwrap();
+    assert_eq!(full.dim(), (37, 37));
+    // A = band_b(A) + F, entry by entry.
+    let residual = (&near + &far - &full)
+        .iter()
+        .fold(0.0_f32, |m, x| m.max(x.abs()));
+    assert!(residual <= 2.0 * f32::EPSILON, "{residual}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("head,"), "{}", lines[0]);
+    assert!(lines[0].contains("metrics.band_mass"), "{}", lines[0]);
+    assert!(lines[2].starts_with("1,"), "{}", lines[2]);
+}
+
+#[test]
+fn compute_png_writes_exact_approx_and_error_heatmaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let pngs = dir.path().join("png");
+    let out = bin()
+        .arg("compute")
+        .arg("synth:local,L=29,seed=1")
+        .args([
+            "--method",
+            "band",
+            "--bandwidth",
+            "2",
+            "--upscale",
+            "3",
+            "--png",
+        ])
+        .arg(&pngs)
+        .arg("--out")
+        .arg(dir.path().join("o.npz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["exact", "approx", "error"] {
+        let img = image::open(pngs.join(format!("{name}.png"))).unwrap();
+        // 29 cells × 3 (upscale) plus title lines and the colorbar.
+        assert!(
+            img.width() > 87 && img.height() > 87 + 20,
+            "{name}: {}×{}",
+            img.width(),
+            img.height()
+        );
+    }
+}
+
+#[test]
+fn e15_decompose_above_the_budget_writes_pooled_near_far_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("decompose")
+        .arg("synth:local,L=300,seed=4")
+        .args([
+            "--budget-mib",
+            "1",
+            "--max-side",
+            "100",
+            "--pool",
+            "mean",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("pooled 3×3 (block mean)"), "{stderr}");
+    assert!(stderr.contains("SVD"), "{stderr}");
+    for name in ["full", "near", "far"] {
+        let img = image::open(dir.path().join(format!("{name}.png"))).unwrap();
+        assert!(img.width() >= 100, "{name}");
+    }
+    assert!(!dir.path().join("far_rank_r.png").exists());
+}

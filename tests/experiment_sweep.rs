@@ -41,10 +41,10 @@ impl ProgressSink for Recorder {
     }
     fn point_done(&mut self, index: usize, _row: &SweepRow) -> Result<(), ExperimentError> {
         self.indices.push(index);
-        if let Some((n, token)) = &self.cancel_after {
-            if self.indices.len() >= *n {
-                token.cancel();
-            }
+        if let Some((n, token)) = &self.cancel_after
+            && self.indices.len() >= *n
+        {
+            token.cancel();
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 use egui_plot::{Plot, PlotImage, PlotPoint, Polygon};
 use ndarray::Array2;
 
-use crate::render::{ColorScale, Colormap, Pooled, ValueScale, render};
+use crate::render::{ColorScale, Colormap, PoolMode, Pooled, ValueScale, render};
 
 /// Colour settings shared by every heatmap (the user's choice; the ranges are fitted per view).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +21,8 @@ pub struct DisplaySettings {
     pub colormap: Colormap,
     /// Linear, log or power mapping.
     pub value_scale: ValueScale,
+    /// Block max or block mean for matrices larger than a texture (E15).
+    pub pool_mode: PoolMode,
 }
 
 impl Default for DisplaySettings {
@@ -29,6 +31,7 @@ impl Default for DisplaySettings {
             colormap: Colormap::Viridis,
             // Attention rows spread mass thinly; 3 decades show the structure a linear map hides.
             value_scale: ValueScale::Log { decades: 3.0 },
+            pool_mode: PoolMode::Max,
         }
     }
 }
@@ -127,8 +130,11 @@ pub trait TokenLookup {
 pub struct HeatmapArgs<'a> {
     /// Title shown above the plot (and its accessibility label).
     pub title: &'a str,
-    /// Full-resolution matrix for the hover value.
-    pub matrix: &'a Array2<f32>,
+    /// Full-resolution matrix for the hover value (`None` above the budget: the hover shows
+    /// the pooled value).
+    pub matrix: Option<&'a Array2<f32>>,
+    /// `(rows, cols)` of the full matrix.
+    pub dim: (usize, usize),
     /// The pooled matrix the texture was drawn from (its factor aligns the image).
     pub pooled: &'a Pooled,
     /// The texture.
@@ -143,14 +149,57 @@ pub struct HeatmapArgs<'a> {
     pub height: f32,
 }
 
-/// Draws one heatmap with its title, pooled label and hover read-out.
-pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
-    let (rows, cols) = args.matrix.dim();
-    ui.horizontal(|ui| {
+/// What the user asked of a heatmap through its context menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeatmapAction {
+    /// Save this heatmap as PNG.
+    SavePng,
+    /// Save every matrix of the view as `.npz`.
+    SaveMatrices,
+    /// Save the view's metrics as JSON.
+    SaveMetricsJson,
+    /// Save the view's metrics as CSV.
+    SaveMetricsCsv,
+}
+
+/// Draws one heatmap with its title, pooled label, hover read-out and a right-click menu
+/// (Save PNG…, matrices, metrics); returns the menu choice.
+pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) -> Option<HeatmapAction> {
+    heatmap_full_ui(ui, args, |_| {}).1
+}
+
+/// [`heatmap_ui`] with extra plot items drawn over the image by `overlay` (in matrix
+/// coordinates: x = key column, y = query row, one unit per cell). Returns the cell
+/// `(query i, key j)` that was clicked this frame, if any.
+pub fn heatmap_overlay_ui(
+    ui: &mut egui::Ui,
+    args: &HeatmapArgs<'_>,
+    overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> Option<(usize, usize)> {
+    heatmap_full_ui(ui, args, overlay).0
+}
+
+/// The heatmap widget: image, overlay, hover read-out and context menu. Returns the clicked
+/// cell and the menu choice.
+pub fn heatmap_full_ui(
+    ui: &mut egui::Ui,
+    args: &HeatmapArgs<'_>,
+    overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
+) -> (Option<(usize, usize)>, Option<HeatmapAction>) {
+    let (rows, cols) = args.dim;
+    let mut action = None;
+    ui.horizontal_wrapped(|ui| {
         ui.strong(args.title);
         ui.weak(format!("{rows}×{cols}"));
         if let Some(label) = args.pooled.label() {
             ui.weak(label);
+        }
+        if ui
+            .small_button("PNG")
+            .on_hover_text("Save this heatmap as PNG (right-click for more)")
+            .clicked()
+        {
+            action = Some(HeatmapAction::SavePng);
         }
     });
     let factor = args.pooled.factor as f64;
@@ -190,20 +239,51 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
                         .allow_hover(false),
                 );
             }
+            overlay(plot_ui);
             plot_ui.pointer_coordinate()
         });
+    let clicked = response
+        .inner
+        .filter(|p| response.response.clicked() && p.x >= 0.0 && p.y >= 0.0)
+        .map(|p| (p.y.floor() as usize, p.x.floor() as usize))
+        .filter(|&(i, j)| i < rows && j < cols);
+    let _menu = response.response.context_menu(|ui| {
+        for (label, choice) in [
+            ("Save PNG…", HeatmapAction::SavePng),
+            ("Save matrices as .npz…", HeatmapAction::SaveMatrices),
+            ("Save metrics as JSON…", HeatmapAction::SaveMetricsJson),
+            ("Save metrics as CSV…", HeatmapAction::SaveMetricsCsv),
+        ] {
+            if ui.button(label).clicked() {
+                action = Some(choice);
+                ui.close();
+            }
+        }
+    });
     if let Some(point) = response.inner
         && response.response.hovered()
         && point.x >= 0.0
         && point.y >= 0.0
+        && (point.y as usize) < rows
+        && (point.x as usize) < cols
     {
         let (i, j) = (point.y.floor() as usize, point.x.floor() as usize);
-        if let Some(value) = args.matrix.get([i, j]) {
+        let k = args.pooled.factor.max(1);
+        let value = match args.matrix {
+            Some(m) => m.get([i, j]).map(|v| format!("value {}", format_value(*v))),
+            None => args.pooled.data.get([i / k, j / k]).map(|v| {
+                format!(
+                    "{} of the {k}×{k} block: {}",
+                    args.pooled.mode.name(),
+                    format_value(*v)
+                )
+            }),
+        };
+        if let Some(value) = value {
             let mut text = format!(
-                "query {i} «{}»\nkey {j} «{}»\nvalue {}",
+                "query {i} «{}»\nkey {j} «{}»\n{value}",
                 args.tokens.query_token(i),
                 args.tokens.key_token(j),
-                format_value(*value)
             );
             if args.tokens.row_sees_no_key(i) {
                 text.push_str("\nthis query sees no key (C3): its row is all zeros");
@@ -211,6 +291,7 @@ pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) {
             response.response.on_hover_text_at_pointer(text);
         }
     }
+    (clicked, action)
 }
 
 /// Overlay of rows that see no key (C3): translucent grey with an orange outline.

@@ -14,18 +14,49 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
 use ndarray::Array2;
 
-use crate::analysis::{Decomposition, ErrorMetrics, compare, decompose};
+use crate::analysis::{
+    AnalysisError, Decomposition, ErrorMetrics, PooledDecomposition, TileControl, compare,
+    decompose, pooled_decomposition,
+};
 use crate::attention::{MatrixBudget, MethodId, MethodParams, MethodProperties, compute};
 use crate::data::{self, QkvSet, SynthSpec};
 use crate::render::{PoolMode, Pooled, pool};
 
+use super::view_jobs::{
+    self, CompareAllResult, OptimalResult, RankPointsResult, RouteResult, RoutingResult,
+    RoutingSettings, SpectrumResult,
+};
+
 /// Largest texture side; larger matrices are pooled (E15) and labelled "pooled k×k".
 pub const MAX_TEXTURE_SIDE: usize = 2048;
+
+/// How large results are handled: the C8 budget, the pooling of long inputs and the largest
+/// image side (the renderer's texture limit, at most [`MAX_TEXTURE_SIDE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputeSettings {
+    /// Largest L×L matrix one request may materialise (C8). The decomposition needs six.
+    pub budget: MatrixBudget,
+    /// Block max or block mean for pooled images (E15).
+    pub pool_mode: PoolMode,
+    /// Largest side of a displayed image, in cells.
+    pub max_side: usize,
+}
+
+impl Default for ComputeSettings {
+    fn default() -> Self {
+        Self {
+            budget: MatrixBudget::default(),
+            pool_mode: PoolMode::Max,
+            max_side: MAX_TEXTURE_SIDE,
+        }
+    }
+}
 
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,15 +136,34 @@ pub enum Lane {
     Decompose,
     /// One method against exact attention.
     Method,
+    // --- routing / spectrum / compare-all lanes (see `view_jobs`) ---
+    /// A Combiner variant's effective matrix and one routed query.
+    Routing,
+    /// One routed query only (a click on the routing heatmap).
+    Route,
+    /// Singular-value spectra.
+    Spectrum,
+    /// Low-rank methods' errors at matched rank.
+    RankPoints,
+    /// The optimal band + low-rank split.
+    Optimal,
+    /// Every method on the current input.
+    CompareAll,
 }
 
 impl Lane {
-    const COUNT: usize = 3;
+    const COUNT: usize = 9;
     fn index(self) -> usize {
         match self {
             Lane::Load => 0,
             Lane::Decompose => 1,
             Lane::Method => 2,
+            Lane::Routing => 3,
+            Lane::Route => 4,
+            Lane::Spectrum => 5,
+            Lane::RankPoints => 6,
+            Lane::Optimal => 7,
+            Lane::CompareAll => 8,
         }
     }
 }
@@ -131,6 +181,8 @@ pub enum JobRequest {
         bandwidth: usize,
         /// Far-field rank r.
         rank: usize,
+        /// Budget, pooling and image size.
+        settings: ComputeSettings,
     },
     /// Run `method` and compare it with exact attention (C4).
     Method {
@@ -139,6 +191,59 @@ pub enum JobRequest {
         /// The method.
         method: MethodId,
         /// Its parameters.
+        params: MethodParams,
+        /// Budget, pooling and image size.
+        settings: ComputeSettings,
+    },
+    // --- routing / spectrum / compare-all requests (see `view_jobs`) ---
+    /// A Combiner variant against exact attention, routing `settings.query`.
+    Routing {
+        /// The head.
+        head: HeadSelection,
+        /// Variant, block, pooling, key row, query.
+        settings: RoutingSettings,
+        /// Other parameters.
+        params: MethodParams,
+    },
+    /// Route one query only.
+    Route {
+        /// The head.
+        head: HeadSelection,
+        /// Variant, block, pooling, key row, query.
+        settings: RoutingSettings,
+        /// Other parameters.
+        params: MethodParams,
+    },
+    /// Spectra of A and of its far field at `bandwidth`.
+    Spectrum {
+        /// The head.
+        head: HeadSelection,
+        /// Far-field bandwidth b (C2).
+        bandwidth: usize,
+    },
+    /// Low-rank methods at matched `rank`.
+    RankPoints {
+        /// The head.
+        head: HeadSelection,
+        /// Matched rank.
+        rank: usize,
+        /// Other parameters.
+        params: MethodParams,
+    },
+    /// Optimal band + rank-`rank` split at `bandwidth`.
+    Optimal {
+        /// The head.
+        head: HeadSelection,
+        /// Bandwidth b (C2).
+        bandwidth: usize,
+        /// Rank r.
+        rank: usize,
+    },
+    /// Every method at matched parameters (`params.rank`).
+    CompareAll {
+        /// The head.
+        head: HeadSelection,
+        /// Parameters of the current selection.
         params: MethodParams,
     },
 }
@@ -150,6 +255,12 @@ impl JobRequest {
             JobRequest::Load(_) => Lane::Load,
             JobRequest::Decompose { .. } => Lane::Decompose,
             JobRequest::Method { .. } => Lane::Method,
+            JobRequest::Routing { .. } => Lane::Routing,
+            JobRequest::Route { .. } => Lane::Route,
+            JobRequest::Spectrum { .. } => Lane::Spectrum,
+            JobRequest::RankPoints { .. } => Lane::RankPoints,
+            JobRequest::Optimal { .. } => Lane::Optimal,
+            JobRequest::CompareAll { .. } => Lane::CompareAll,
         }
     }
 }
@@ -166,6 +277,20 @@ pub struct DecompositionResult {
     /// The six panels pooled to ≤ [`MAX_TEXTURE_SIDE`], in [`DecompPanel::ALL`] order.
     pub pooled: Vec<Pooled>,
     /// Wall-clock time of the decomposition.
+    pub elapsed_secs: f64,
+}
+
+/// The decomposition of an input too long for the budget (E15): A, near and far field pooled
+/// from row tiles; the SVD parts are missing (see [`PooledDecomposition::notes`]).
+#[derive(Debug)]
+pub struct PooledDecompositionResult {
+    /// Request id (identity for texture caches).
+    pub id: u64,
+    /// The head it was computed on.
+    pub head: HeadSelection,
+    /// Pooled matrices and the metrics that need no SVD.
+    pub decomposition: PooledDecomposition,
+    /// Wall-clock time.
     pub elapsed_secs: f64,
 }
 
@@ -265,8 +390,23 @@ pub enum JobOutput {
     Loaded(Arc<LoadedInput>),
     /// A decomposition finished.
     Decomposed(Arc<DecompositionResult>),
+    /// A decomposition of a very long input finished (pooled, no SVD).
+    PooledDecomposed(Arc<PooledDecompositionResult>),
     /// A method run finished.
     Method(Arc<MethodRun>),
+    // --- routing / spectrum / compare-all outputs (see `view_jobs`) ---
+    /// A Combiner routing result.
+    Routing(Arc<RoutingResult>),
+    /// One routed query.
+    Route(Arc<RouteResult>),
+    /// Spectra.
+    Spectrum(Arc<SpectrumResult>),
+    /// Matched-rank points.
+    RankPoints(Arc<RankPointsResult>),
+    /// Optimal split.
+    Optimal(Arc<OptimalResult>),
+    /// The "Compare all" table.
+    CompareAll(Arc<CompareAllResult>),
 }
 
 /// A result with its request id.
@@ -287,12 +427,24 @@ struct Job {
 
 /// Handle to the background worker thread.
 pub struct Worker {
+    shared: Arc<Shared>,
     jobs: Sender<Job>,
     results: Receiver<JobResult>,
     next_id: u64,
     latest: [u64; Lane::COUNT],
     pending: [bool; Lane::COUNT],
 }
+
+/// State shared between the UI and the worker thread.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set by [`Worker::cancel`]; checked between row tiles; cleared when a job starts.
+    cancel: AtomicBool,
+    /// Progress of the running tiled job as `f32` bits; [`NO_PROGRESS`] when none.
+    progress: AtomicU32,
+}
+
+const NO_PROGRESS: u32 = u32::MAX;
 
 impl Worker {
     /// Spawns the `attnscope-compute` thread. `repaint` is called whenever a result is sent
@@ -303,10 +455,16 @@ impl Worker {
     pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let (job_tx, job_rx) = channel::<Job>();
         let (result_tx, result_rx) = channel::<JobResult>();
+        let shared = Arc::new(Shared {
+            cancel: AtomicBool::new(false),
+            progress: AtomicU32::new(NO_PROGRESS),
+        });
+        let worker_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("attnscope-compute".into())
-            .spawn(move || worker_loop(&job_rx, &result_tx, &repaint))?;
+            .spawn(move || worker_loop(&job_rx, &result_tx, &repaint, &worker_shared))?;
         Ok(Self {
+            shared,
             jobs: job_tx,
             results: result_rx,
             next_id: 1,
@@ -320,6 +478,10 @@ impl Worker {
         let id = self.next_id;
         self.next_id += 1;
         let lane = request.lane();
+        if lane == Lane::Decompose && self.pending[lane.index()] {
+            // A newer decomposition supersedes a long tiled one still running.
+            self.cancel();
+        }
         self.latest[lane.index()] = id;
         self.pending[lane.index()] = true;
         if self.jobs.send(Job { id, request }).is_err() {
@@ -352,12 +514,28 @@ impl Worker {
     pub fn any_busy(&self) -> bool {
         self.pending.iter().any(|&p| p)
     }
+
+    /// Asks the running tiled computation to stop (it ends with a "cancelled" error).
+    pub fn cancel(&self) {
+        self.shared.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Fraction done of the running tiled computation, if one is running.
+    pub fn progress(&self) -> Option<f32> {
+        let bits = self.shared.progress.load(Ordering::Relaxed);
+        (bits != NO_PROGRESS).then(|| f32::from_bits(bits))
+    }
 }
 
-fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn Fn()) {
+fn worker_loop(
+    jobs: &Receiver<Job>,
+    results: &Sender<JobResult>,
+    repaint: &dyn Fn(),
+    shared: &Shared,
+) {
     while let Ok(first) = jobs.recv() {
         // Coalesce: keep only the newest job of each lane.
-        let mut newest: [Option<Job>; Lane::COUNT] = [None, None, None];
+        let mut newest: [Option<Job>; Lane::COUNT] = std::array::from_fn(|_| None);
         let mut push = |job: Job| {
             let lane = job.request.lane().index();
             if newest[lane].as_ref().is_none_or(|old| old.id < job.id) {
@@ -371,8 +549,21 @@ fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn 
         for job in newest.into_iter().flatten() {
             let lane = job.request.lane();
             let id = job.id;
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run_job(id, job.request)))
-                .unwrap_or_else(|_| Err("internal error: the computation panicked".to_string()));
+            shared.cancel.store(false, Ordering::Relaxed);
+            let progress = |f: f32| {
+                shared.progress.store(f.to_bits(), Ordering::Relaxed);
+                repaint();
+            };
+            let control = TileControl {
+                cancel: Some(&shared.cancel),
+                progress: Some(&progress),
+            };
+            let outcome =
+                std::panic::catch_unwind(AssertUnwindSafe(|| run_job(id, job.request, control)))
+                    .unwrap_or_else(
+                        |_| Err("internal error: the computation panicked".to_string()),
+                    );
+            shared.progress.store(NO_PROGRESS, Ordering::Relaxed);
             if results.send(JobResult { id, lane, outcome }).is_err() {
                 return;
             }
@@ -381,8 +572,7 @@ fn worker_loop(jobs: &Receiver<Job>, results: &Sender<JobResult>, repaint: &dyn 
     }
 }
 
-fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
-    let budget = MatrixBudget::default();
+fn run_job(id: u64, request: JobRequest, control: TileControl<'_>) -> Result<JobOutput, String> {
     match request {
         JobRequest::Load(source) => {
             let set = match &source {
@@ -397,6 +587,7 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             head,
             bandwidth,
             rank,
+            settings,
         } => {
             let start = Instant::now();
             let input = head
@@ -404,15 +595,37 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 .set
                 .head(head.layer, head.head, head.causal, None)
                 .map_err(|e| e.to_string())?;
+            let (lq, lk) = (input.seq_len_q(), input.seq_len_kv());
+            if settings.budget.check(lq, lk.saturating_mul(6)).is_err() {
+                let decomposition = pooled_decomposition(
+                    &input,
+                    bandwidth,
+                    settings.max_side,
+                    settings.pool_mode,
+                    control,
+                )
+                .map_err(|e| match e {
+                    AnalysisError::Cancelled => "cancelled by the user".to_string(),
+                    other => other.to_string(),
+                })?;
+                return Ok(JobOutput::PooledDecomposed(Arc::new(
+                    PooledDecompositionResult {
+                        id,
+                        head,
+                        decomposition,
+                        elapsed_secs: start.elapsed().as_secs_f64(),
+                    },
+                )));
+            }
             let decomposition =
-                decompose(&input, bandwidth, rank, budget).map_err(|e| e.to_string())?;
+                decompose(&input, bandwidth, rank, settings.budget).map_err(|e| e.to_string())?;
             let pooled = DecompPanel::ALL
                 .iter()
                 .map(|p| {
                     pool(
                         p.matrix(&decomposition).view(),
-                        MAX_TEXTURE_SIDE,
-                        PoolMode::Max,
+                        settings.max_side,
+                        settings.pool_mode,
                     )
                 })
                 .collect();
@@ -428,14 +641,43 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             head,
             method,
             params,
+            settings,
         } => {
+            let budget = settings.budget;
             let input = head
                 .input
                 .set
                 .head(head.layer, head.head, head.causal, None)
                 .map_err(|e| e.to_string())?;
-            let exact = compute(MethodId::Full, &params, &input, true, budget)
-                .map_err(|e| e.to_string())?;
+            let (lq, lk) = (input.seq_len_q(), input.seq_len_kv());
+            // Above the budget (E15): exact A pooled from row tiles (cancellable, with
+            // progress); its output is the exact output. Â and Â − A stay unmaterialised.
+            let (exact, pooled_exact) = if budget.check(lq, lk).is_err() {
+                let tiled =
+                    pooled_decomposition(&input, 0, settings.max_side, settings.pool_mode, control)
+                        .map_err(|e| match e {
+                            AnalysisError::Cancelled => "cancelled by the user".to_string(),
+                            other => other.to_string(),
+                        })?;
+                let note = format!(
+                    "exact A ({lq}×{lk}) exceeds the matrix budget: computed in row tiles and \
+                     shown {}",
+                    tiled.full.label().unwrap_or_else(|| "exactly".into())
+                );
+                let exact = crate::attention::MethodResult {
+                    output: tiled.output,
+                    matrix: None,
+                    matrix_note: Some(note),
+                    properties: MethodId::Full.properties(&params, input.head_dim()),
+                    params: params.clone(),
+                    notes: Vec::new(),
+                };
+                (exact, Some(tiled.full))
+            } else {
+                let exact = compute(MethodId::Full, &params, &input, true, budget)
+                    .map_err(|e| e.to_string())?;
+                (exact, None)
+            };
             let start = Instant::now();
             let approx =
                 compute(method, &params, &input, true, budget).map_err(|e| e.to_string())?;
@@ -452,10 +694,10 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
             };
             let pool_opt = |m: &Option<Array2<f32>>| {
                 m.as_ref()
-                    .map(|m| pool(m.view(), MAX_TEXTURE_SIDE, PoolMode::Max))
+                    .map(|m| pool(m.view(), settings.max_side, settings.pool_mode))
             };
             let pooled = [
-                pool_opt(&exact.matrix),
+                pooled_exact.or_else(|| pool_opt(&exact.matrix)),
                 pool_opt(&approx.matrix),
                 pool_opt(&error),
             ];
@@ -481,5 +723,33 @@ fn run_job(id: u64, request: JobRequest) -> Result<JobOutput, String> {
                 method_secs,
             })))
         }
+        JobRequest::Routing {
+            head,
+            settings,
+            params,
+        } => view_jobs::run_routing(id, head, settings, &params)
+            .map(|r| JobOutput::Routing(Arc::new(r))),
+        JobRequest::Route {
+            head,
+            settings,
+            params,
+        } => {
+            view_jobs::run_route(id, head, settings, &params).map(|r| JobOutput::Route(Arc::new(r)))
+        }
+        JobRequest::Spectrum { head, bandwidth } => {
+            view_jobs::run_spectrum(id, head, bandwidth).map(|r| JobOutput::Spectrum(Arc::new(r)))
+        }
+        JobRequest::RankPoints { head, rank, params } => {
+            view_jobs::run_rank_points(id, head, rank, &params)
+                .map(|r| JobOutput::RankPoints(Arc::new(r)))
+        }
+        JobRequest::Optimal {
+            head,
+            bandwidth,
+            rank,
+        } => view_jobs::run_optimal(id, head, bandwidth, rank)
+            .map(|r| JobOutput::Optimal(Arc::new(r))),
+        JobRequest::CompareAll { head, params } => view_jobs::run_compare_all(id, head, &params)
+            .map(|r| JobOutput::CompareAll(Arc::new(r))),
     }
 }

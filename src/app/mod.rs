@@ -11,22 +11,45 @@
 //! * Views are listed in [`View`]; later views (Combiner routing, spectrum, sweeps, notebook)
 //!   add a variant, a file in `views/`, and (if they compute) a lane in [`jobs`].
 
+pub mod export;
 pub mod heatmap_view;
 pub mod jobs;
 pub mod notebook;
+pub mod view_jobs;
 pub mod views;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use eframe::egui;
 
 use crate::attention::{MethodId, MethodParams};
+use export::ExportWhat;
 use heatmap_view::{DisplaySettings, TextureCache};
 use jobs::{
-    DecompositionResult, HeadSelection, InputSource, JobOutput, JobRequest, Lane, LoadedInput,
-    MethodRun, Worker,
+    ComputeSettings, DecompositionResult, HeadSelection, InputSource, JobOutput, JobRequest, Lane,
+    LoadedInput, MAX_TEXTURE_SIDE, MethodRun, PooledDecompositionResult, Worker,
 };
+use view_jobs::{
+    CompareAllResult, OptimalResult, RankPointsResult, RouteResult, RoutingResult, RoutingSettings,
+    SpectrumResult,
+};
+
+/// Number of recent files kept (persisted with eframe's storage).
+pub const MAX_RECENT_FILES: usize = 10;
+
+/// eframe storage key of [`Persisted`].
+const STORAGE_KEY: &str = "attnscope_settings";
+
+/// What survives a restart (eframe persistence).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Persisted {
+    /// Most recently opened files, newest first.
+    pub recent_files: Vec<PathBuf>,
+    /// The C8 budget in MiB (0 = default).
+    pub budget_mib: usize,
+}
 
 /// The sample opened at start when no file is given.
 pub const DEFAULT_SAMPLE: &str = "zen";
@@ -49,21 +72,46 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
         None => InputSource::Sample(DEFAULT_SAMPLE.into()),
         Some(spec) => InputSource::from_spec(spec)?,
     };
-    let keep_source = initial.is_some();
     eframe::run_native(
         "attnscope",
         options,
         Box::new(move |cc| {
             let mut app = AttnScopeApp::new(&cc.egui_ctx, source)?;
-            let persisted = cc
+            if let Some(persisted) = cc
+                .storage
+                .and_then(|s| eframe::get_value::<Persisted>(s, STORAGE_KEY))
+            {
+                app.restore(persisted);
+            }
+            // The notebook folder (issue 7): the last one opened, else the default folder.
+            let notebook_ui = cc
                 .storage
                 .and_then(|s| eframe::get_value::<notebook::PersistedUi>(s, notebook::PERSIST_KEY))
                 .unwrap_or_default();
-            app.restore_ui(persisted, keep_source);
+            if let Some(dir) = notebook_ui
+                .notebook_dir
+                .or_else(notebook::default_notebook_dir)
+            {
+                app.open_notebook_dir(dir);
+            }
             Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the attnscope window: {e}"))
+}
+
+/// Adds the bundled monospace font (Hack) as the last fallback of the proportional family, so
+/// math in labels and notes (⌈√L⌉, ∅, ∈, ‖·‖, p̃) is drawn instead of tofu (Ubuntu-Light lacks
+/// these glyphs).
+fn install_fallback_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack")
+        && let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+        && !family.iter().any(|f| f == "Hack")
+    {
+        family.push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
 }
 
 /// The views (tabs). New views add a variant here and a file in `views/`.
@@ -73,12 +121,14 @@ pub enum View {
     Decomposition,
     /// One method's Â against exact A.
     Methods,
+    /// Combiner routing of one query (issue 3).
+    Routing,
+    /// Singular-value spectra and the Eckart–Young curve (issue 4).
+    Spectrum,
     /// Error and runtime against L, rank and bandwidth (issue 5).
     Sweeps,
     /// Pinned findings: notes, reorder, reopen, export (issue 7).
     Notebook,
-    // Later: Routing (Combiner, issue 3), Spectrum (issue 4), Sweeps (issue 5),
-    // Notebook (issue 7).
 }
 
 impl View {
@@ -86,6 +136,8 @@ impl View {
     pub const ALL: &'static [View] = &[
         View::Decomposition,
         View::Methods,
+        View::Routing,
+        View::Spectrum,
         View::Sweeps,
         View::Notebook,
     ];
@@ -95,6 +147,8 @@ impl View {
         match self {
             View::Decomposition => "Decomposition",
             View::Methods => "Methods",
+            View::Routing => "Combiner routing",
+            View::Spectrum => "Spectrum",
             View::Sweeps => "Sweeps",
             View::Notebook => "Notebook",
         }
@@ -118,6 +172,12 @@ pub struct Selection {
     pub params: MethodParams,
     /// Colour settings of every heatmap.
     pub display: DisplaySettings,
+    /// The C8 budget for one L×L matrix, MiB (default 256). Above it views show pooled images.
+    pub budget_mib: usize,
+    /// Nearest-neighbour upscaling of exported PNGs (1 = one pixel per cell).
+    pub png_upscale: usize,
+    /// Combiner routing view: variant, block, pooling, key row, query.
+    pub routing: RoutingSettings,
 }
 
 impl Default for Selection {
@@ -130,9 +190,15 @@ impl Default for Selection {
             method: MethodId::Fmm,
             params: MethodParams::default(),
             display: DisplaySettings::default(),
+            budget_mib: DEFAULT_BUDGET_MIB,
+            png_upscale: 1,
+            routing: RoutingSettings::default(),
         }
     }
 }
+
+/// Default C8 budget, MiB.
+pub const DEFAULT_BUDGET_MIB: usize = 256;
 
 impl Selection {
     /// The current head, if an input is loaded.
@@ -143,6 +209,13 @@ impl Selection {
             head: self.head,
             causal: self.causal,
         })
+    }
+
+    /// The C8 budget in bytes.
+    pub fn budget(&self) -> crate::attention::MatrixBudget {
+        crate::attention::MatrixBudget {
+            bytes: self.budget_mib.max(1).saturating_mul(1024 * 1024),
+        }
     }
 
     /// Largest useful rank: min(Lq, Lk) of the loaded input (1 when nothing is loaded).
@@ -184,6 +257,25 @@ pub enum Command {
     DismissNotification(usize),
     /// Pin, edit, reopen, save or export notebook entries.
     Notebook(notebook::NotebookAction),
+    /// Set the C8 budget, MiB.
+    SetBudgetMib(usize),
+    /// Nearest-neighbour upscaling of exported PNGs.
+    SetPngUpscale(usize),
+    /// Stop the running tiled computation.
+    Cancel,
+    /// Save something (a save dialog on its own thread, then the file written there).
+    Export(ExportWhat),
+    /// An export finished: the message for the notification (`Ok` = the path written).
+    ExportDone(Result<String, String>),
+    /// Forget the recent files list.
+    ClearRecent,
+    // --- routing / spectrum / compare-all ---
+    /// Combiner routing settings (variant, block, pooling, key row, query).
+    SetRouting(RoutingSettings),
+    /// Run the optimal band + low-rank split once (spectrum view).
+    RunOptimalSplit,
+    /// Run every method on the current input (methods view, "Compare all").
+    CompareAll,
 }
 
 /// A notification (toast) shown in the corner until dismissed or timed out.
@@ -202,6 +294,8 @@ const NOTIFICATION_SECS: f64 = 8.0;
 pub struct Results {
     /// Last good decomposition.
     pub decomposition: Option<Arc<DecompositionResult>>,
+    /// Last good pooled decomposition of a very long input (replaces `decomposition`).
+    pub pooled_decomposition: Option<Arc<PooledDecompositionResult>>,
     /// Error of the latest decomposition request, if it failed.
     pub decomposition_error: Option<String>,
     /// Last good method run.
@@ -210,6 +304,58 @@ pub struct Results {
     pub method_error: Option<String>,
     /// Error of the latest load, if it failed.
     pub load_error: Option<String>,
+    /// Combiner routing view results.
+    pub routing: RoutingResults,
+    /// Spectrum view results.
+    pub spectrum: SpectrumResults,
+    /// Last "Compare all" table of the methods view.
+    pub compare_all: Option<Arc<CompareAllResult>>,
+    /// Error of the latest "Compare all" request, if it failed.
+    pub compare_all_error: Option<String>,
+}
+
+/// Results of the Combiner routing view.
+#[derive(Debug, Default)]
+pub struct RoutingResults {
+    /// Last good effective matrix (with the query routed with it).
+    pub matrix: Option<Arc<RoutingResult>>,
+    /// The newest routed query (from either routing lane).
+    pub route: Option<Arc<RouteResult>>,
+    /// Error of the latest routing request, if it failed.
+    pub error: Option<String>,
+}
+
+impl RoutingResults {
+    /// The route to show with the current matrix: the newest one if it was computed with the
+    /// same head and routing parameters, else the matrix's own.
+    pub fn shown_route(&self) -> Option<&Arc<RouteResult>> {
+        let matrix = self.matrix.as_ref()?;
+        match &self.route {
+            Some(r)
+                if r.id >= matrix.route.id
+                    && view_jobs::same_head(&r.head, &matrix.head)
+                    && r.settings.same_routing(&matrix.settings) =>
+            {
+                Some(r)
+            }
+            _ => Some(&matrix.route),
+        }
+    }
+}
+
+/// Results of the spectrum view.
+#[derive(Debug, Default)]
+pub struct SpectrumResults {
+    /// Last good spectra.
+    pub spectrum: Option<Arc<SpectrumResult>>,
+    /// Last good matched-rank points.
+    pub points: Option<Arc<RankPointsResult>>,
+    /// Last optimal split (only on request).
+    pub optimal: Option<Arc<OptimalResult>>,
+    /// Error of the latest spectrum or points request.
+    pub error: Option<String>,
+    /// Error of the latest optimal split.
+    pub optimal_error: Option<String>,
 }
 
 /// The application: shared state, worker, caches.
@@ -224,11 +370,19 @@ pub struct AttnScopeApp {
     pub notifications: Vec<Notification>,
     /// The open notebook.
     pub notebook: notebook::NotebookState,
+    /// Recently opened files, newest first (persisted).
+    pub recent_files: Vec<PathBuf>,
+    /// Largest displayed image side: the renderer's texture limit, at most 2048.
+    pub max_side: usize,
     worker: Worker,
     textures: TextureCache,
     views: views::ViewStates,
     dirty_decomposition: bool,
     dirty_method: bool,
+    dirty_routing: bool,
+    dirty_route: bool,
+    dirty_spectrum: bool,
+    dirty_points: bool,
     fit_once: bool,
     commands_tx: Sender<Command>,
     commands_rx: Receiver<Command>,
@@ -241,20 +395,33 @@ impl AttnScopeApp {
     /// # Errors
     /// The worker thread could not be spawned.
     pub fn new(ctx: &egui::Context, source: InputSource) -> std::io::Result<Self> {
+        install_fallback_fonts(ctx);
         let repaint_ctx = ctx.clone();
         let worker = Worker::spawn(move || repaint_ctx.request_repaint())?;
         let (commands_tx, commands_rx) = channel();
+        let max_texture_side = ctx.input(|i| i.max_texture_side);
+        let max_side = if max_texture_side == 0 {
+            MAX_TEXTURE_SIDE
+        } else {
+            max_texture_side.min(MAX_TEXTURE_SIDE)
+        };
         let mut app = Self {
             selection: Selection::default(),
             view: View::Decomposition,
             results: Results::default(),
             notifications: Vec::new(),
             notebook: notebook::NotebookState::default(),
+            recent_files: Vec::new(),
+            max_side,
             worker,
             textures: TextureCache::default(),
             views: views::ViewStates::default(),
             dirty_decomposition: false,
             dirty_method: false,
+            dirty_routing: false,
+            dirty_route: false,
+            dirty_spectrum: false,
+            dirty_points: false,
             fit_once: false,
             commands_tx,
             commands_rx,
@@ -262,6 +429,37 @@ impl AttnScopeApp {
         };
         app.apply(Command::Open(source));
         Ok(app)
+    }
+
+    /// Restores persisted settings (recent files, budget).
+    pub fn restore(&mut self, persisted: Persisted) {
+        self.recent_files = persisted.recent_files;
+        self.recent_files.truncate(MAX_RECENT_FILES);
+        if persisted.budget_mib > 0 {
+            self.selection.budget_mib = persisted.budget_mib;
+        }
+    }
+
+    /// The settings that survive a restart.
+    pub fn persisted(&self) -> Persisted {
+        Persisted {
+            recent_files: self.recent_files.clone(),
+            budget_mib: self.selection.budget_mib,
+        }
+    }
+
+    /// Progress of the running tiled computation (very long inputs), if any.
+    pub fn progress(&self) -> Option<f32> {
+        self.worker.progress()
+    }
+
+    /// The budget, pooling and image size every job uses.
+    pub fn compute_settings(&self) -> ComputeSettings {
+        ComputeSettings {
+            budget: self.selection.budget(),
+            pool_mode: self.selection.display.pool_mode,
+            max_side: self.max_side,
+        }
     }
 
     /// Whether any background job is queued or running.
@@ -314,15 +512,33 @@ impl AttnScopeApp {
             Command::SetParams(params) => {
                 let changed_decomposition =
                     params.bandwidth != sel.params.bandwidth || params.rank != sel.params.rank;
+                self.dirty_spectrum |= params.bandwidth != sel.params.bandwidth;
                 sel.params = params;
                 self.dirty_method = true;
                 self.dirty_decomposition |= changed_decomposition;
+                self.dirty_points = true;
             }
             Command::FitWeights => {
                 self.fit_once = true;
                 self.dirty_method = true;
             }
-            Command::SetDisplay(display) => sel.display = display,
+            Command::SetDisplay(display) => {
+                let repool = display.pool_mode != sel.display.pool_mode;
+                sel.display = display;
+                if repool {
+                    self.mark_dirty();
+                }
+            }
+            Command::SetBudgetMib(mib) => {
+                sel.budget_mib = mib.max(1);
+                self.mark_dirty();
+            }
+            Command::SetPngUpscale(up) => sel.png_upscale = up.clamp(1, 16),
+            Command::Cancel => self.worker.cancel(),
+            Command::Export(what) => self.export(what),
+            Command::ExportDone(Ok(path)) => self.notify(format!("Saved {path}")),
+            Command::ExportDone(Err(e)) => self.notify(format!("Export failed: {e}")),
+            Command::ClearRecent => self.recent_files.clear(),
             Command::ShowView(view) => self.view = view,
             Command::DismissNotification(index) => {
                 if index < self.notifications.len() {
@@ -330,12 +546,42 @@ impl AttnScopeApp {
                 }
             }
             Command::Notebook(action) => self.apply_notebook(action),
+            Command::SetRouting(routing) => {
+                if routing.same_routing(&sel.routing) {
+                    self.dirty_route |= routing.query != sel.routing.query;
+                } else {
+                    self.dirty_routing = true;
+                }
+                sel.routing = routing;
+            }
+            Command::RunOptimalSplit => {
+                if let Some(head) = sel.head_selection() {
+                    self.results.spectrum.optimal_error = None;
+                    self.worker.submit(JobRequest::Optimal {
+                        head,
+                        bandwidth: sel.params.bandwidth,
+                        rank: sel.params.rank,
+                    });
+                }
+            }
+            Command::CompareAll => {
+                if let Some(head) = sel.head_selection() {
+                    self.results.compare_all_error = None;
+                    self.worker.submit(JobRequest::CompareAll {
+                        head,
+                        params: sel.params.clone(),
+                    });
+                }
+            }
         }
     }
 
     fn mark_dirty(&mut self) {
         self.dirty_decomposition = true;
         self.dirty_method = true;
+        self.dirty_routing = true;
+        self.dirty_spectrum = true;
+        self.dirty_points = true;
     }
 
     fn notify(&mut self, text: String) {
@@ -383,6 +629,12 @@ impl AttnScopeApp {
                 (_, Ok(JobOutput::Loaded(input))) => self.on_loaded(input),
                 (_, Ok(JobOutput::Decomposed(d))) => {
                     self.results.decomposition = Some(d);
+                    self.results.pooled_decomposition = None;
+                    self.results.decomposition_error = None;
+                }
+                (_, Ok(JobOutput::PooledDecomposed(d))) => {
+                    self.results.pooled_decomposition = Some(d);
+                    self.results.decomposition = None;
                     self.results.decomposition_error = None;
                 }
                 (_, Ok(JobOutput::Method(run))) => {
@@ -406,12 +658,15 @@ impl AttnScopeApp {
                     self.notify(format!("{} failed: {e}", self.selection.method));
                     self.results.method_error = Some(e);
                 }
+                (lane, outcome) => self.on_view_job(lane, outcome),
             }
         }
         self.submit_needed();
         let live: Vec<u64> = [
             self.results.decomposition.as_ref().map(|d| d.id),
+            self.results.pooled_decomposition.as_ref().map(|d| d.id),
             self.results.method.as_ref().map(|m| m.id),
+            self.results.routing.matrix.as_ref().map(|r| r.id),
         ]
         .into_iter()
         .flatten()
@@ -420,6 +675,57 @@ impl AttnScopeApp {
         let now = self.ctx.input(|i| i.time);
         self.notifications
             .retain(|n| now - n.shown_at_secs < NOTIFICATION_SECS);
+    }
+
+    /// Results of the routing, spectrum and compare-all lanes.
+    fn on_view_job(&mut self, lane: Lane, outcome: Result<JobOutput, String>) {
+        let r = &mut self.results;
+        match outcome {
+            Ok(JobOutput::Routing(m)) => {
+                if r.routing
+                    .route
+                    .as_ref()
+                    .is_none_or(|old| old.id < m.route.id)
+                {
+                    r.routing.route = Some(Arc::clone(&m.route));
+                }
+                r.routing.matrix = Some(m);
+                r.routing.error = None;
+            }
+            Ok(JobOutput::Route(route)) => {
+                if r.routing.route.as_ref().is_none_or(|old| old.id < route.id) {
+                    r.routing.route = Some(route);
+                }
+                r.routing.error = None;
+            }
+            Ok(JobOutput::Spectrum(s)) => {
+                r.spectrum.spectrum = Some(s);
+                r.spectrum.error = None;
+            }
+            Ok(JobOutput::RankPoints(p)) => {
+                r.spectrum.points = Some(p);
+                r.spectrum.error = None;
+            }
+            Ok(JobOutput::Optimal(o)) => {
+                r.spectrum.optimal = Some(o);
+                r.spectrum.optimal_error = None;
+            }
+            Ok(JobOutput::CompareAll(c)) => {
+                r.compare_all = Some(c);
+                r.compare_all_error = None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let (what, slot) = match lane {
+                    Lane::Routing | Lane::Route => ("Combiner routing", &mut r.routing.error),
+                    Lane::Spectrum | Lane::RankPoints => ("Spectrum", &mut r.spectrum.error),
+                    Lane::Optimal => ("Optimal split", &mut r.spectrum.optimal_error),
+                    _ => ("Compare all", &mut r.compare_all_error),
+                };
+                *slot = Some(e.clone());
+                self.notify(format!("{what} failed: {e}"));
+            }
+        }
     }
 
     fn on_loaded(&mut self, input: Arc<LoadedInput>) {
@@ -431,6 +737,12 @@ impl AttnScopeApp {
         let max_rank = set.seq_len_q().min(set.seq_len_kv()).max(1);
         sel.params.rank = sel.params.rank.clamp(1, max_rank);
         self.results.load_error = None;
+        if let InputSource::File(path) = &input.source {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            self.recent_files.retain(|p| p != &path);
+            self.recent_files.insert(0, path);
+            self.recent_files.truncate(MAX_RECENT_FILES);
+        }
         for warning in set.warnings.iter().take(3) {
             let text = format!("{}: {warning}", set.source);
             self.notifications.push(Notification {
@@ -439,6 +751,11 @@ impl AttnScopeApp {
             });
         }
         self.apply_pending_config(&input);
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title(format!(
+                "attnscope — {}",
+                input.set.source
+            )));
         self.selection.input = Some(input);
         self.mark_dirty();
     }
@@ -453,6 +770,7 @@ impl AttnScopeApp {
                 head: head.clone(),
                 bandwidth: self.selection.params.bandwidth,
                 rank: self.selection.params.rank,
+                settings: self.compute_settings(),
             });
         }
         if self.dirty_method && self.view == View::Methods {
@@ -460,9 +778,50 @@ impl AttnScopeApp {
             let mut params = self.selection.params.clone();
             params.fit = std::mem::take(&mut self.fit_once);
             self.worker.submit(JobRequest::Method {
-                head,
+                head: head.clone(),
                 method: self.selection.method,
                 params,
+                settings: self.compute_settings(),
+            });
+        }
+        self.submit_view_jobs(&head);
+    }
+
+    /// Submits the routing and spectrum jobs the visible view needs.
+    fn submit_view_jobs(&mut self, head: &HeadSelection) {
+        let sel = &self.selection;
+        if self.view == View::Routing && (self.dirty_routing || self.dirty_route) {
+            let (settings, params) = (sel.routing, sel.params.clone());
+            let head = head.clone();
+            if self.dirty_routing {
+                self.worker.submit(JobRequest::Routing {
+                    head,
+                    settings,
+                    params,
+                });
+            } else {
+                self.worker.submit(JobRequest::Route {
+                    head,
+                    settings,
+                    params,
+                });
+            }
+            self.dirty_routing = false;
+            self.dirty_route = false;
+        }
+        if self.view == View::Spectrum && self.dirty_spectrum {
+            self.dirty_spectrum = false;
+            self.worker.submit(JobRequest::Spectrum {
+                head: head.clone(),
+                bandwidth: sel.params.bandwidth,
+            });
+        }
+        if self.view == View::Spectrum && self.dirty_points {
+            self.dirty_points = false;
+            self.worker.submit(JobRequest::RankPoints {
+                head: head.clone(),
+                rank: sel.params.rank,
+                params: sel.params.clone(),
             });
         }
     }
@@ -479,7 +838,28 @@ impl AttnScopeApp {
                     ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
                     ui.close();
                 }
+                ui.menu_button("Open recent", |ui| {
+                    if self.recent_files.is_empty() {
+                        ui.weak("No recent files.");
+                    }
+                    for path in &self.recent_files {
+                        if ui.button(path.display().to_string()).clicked() {
+                            commands.push(Command::Open(InputSource::File(path.clone())));
+                            ui.close();
+                        }
+                    }
+                    if !self.recent_files.is_empty() {
+                        ui.separator();
+                        if ui.button("Clear list").clicked() {
+                            commands.push(Command::ClearRecent);
+                            ui.close();
+                        }
+                    }
+                });
+                ui.separator();
+                ui.weak("Or drop a file onto the window.");
             });
+            ui.menu_button("Settings", |ui| self.settings_ui(ui, commands));
             ui.separator();
             for &view in View::ALL {
                 if ui
@@ -494,7 +874,8 @@ impl AttnScopeApp {
                 View::Decomposition => self.results.decomposition.is_some(),
                 View::Methods => self.results.method.is_some(),
                 View::Sweeps => !self.views.sweeps.rows.is_empty(),
-                View::Notebook => false,
+                // Routing and spectrum pins are not implemented yet.
+                View::Routing | View::Spectrum | View::Notebook => false,
             };
             if ui
                 .add_enabled(
@@ -510,9 +891,100 @@ impl AttnScopeApp {
             ui.separator();
             if self.is_busy() {
                 ui.spinner();
-                ui.weak("computing…");
+                match self.progress() {
+                    Some(p) => {
+                        ui.add(
+                            egui::ProgressBar::new(p)
+                                .desired_width(160.0)
+                                .show_percentage(),
+                        );
+                        if ui.button("Cancel").clicked() {
+                            commands.push(Command::Cancel);
+                        }
+                    }
+                    None => {
+                        ui.weak("computing…");
+                    }
+                }
             }
         });
+    }
+
+    fn settings_ui(&self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        let sel = &self.selection;
+        let mut mib = sel.budget_mib;
+        ui.horizontal(|ui| {
+            ui.label("matrix budget (C8)");
+            if ui
+                .add(
+                    egui::DragValue::new(&mut mib)
+                        .range(1..=65536)
+                        .suffix(" MiB"),
+                )
+                .on_hover_text(
+                    "Largest L×L matrix one request may materialise (the decomposition needs \
+                     six). Above it, A and its near/far fields are computed in row tiles and \
+                     shown pooled.",
+                )
+                .changed()
+            {
+                commands.push(Command::SetBudgetMib(mib));
+            }
+        });
+        let mut display = sel.display;
+        ui.horizontal(|ui| {
+            ui.label("pooling of large matrices");
+            ui.selectable_value(
+                &mut display.pool_mode,
+                crate::render::PoolMode::Max,
+                "block max",
+            );
+            ui.selectable_value(
+                &mut display.pool_mode,
+                crate::render::PoolMode::Mean,
+                "block mean",
+            );
+        });
+        if display != sel.display {
+            commands.push(Command::SetDisplay(display));
+        }
+        let mut up = sel.png_upscale;
+        ui.horizontal(|ui| {
+            ui.label("PNG export upscale");
+            if ui
+                .add(egui::DragValue::new(&mut up).range(1..=16).suffix("×"))
+                .changed()
+            {
+                commands.push(Command::SetPngUpscale(up));
+            }
+        });
+        ui.weak(format!("largest image side: {} cells", self.max_side));
+    }
+
+    /// Opens dropped files (the first with a path; several are reported).
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if dropped.is_empty() {
+            return;
+        }
+        let paths: Vec<PathBuf> = dropped
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        match paths.first() {
+            Some(path) => {
+                if paths.len() > 1 {
+                    self.notify(format!(
+                        "{} files dropped; opening {} (drop a directory to load a q/k/v triplet)",
+                        paths.len(),
+                        path.display()
+                    ));
+                }
+                self.apply(Command::Open(InputSource::File(path.clone())));
+            }
+            None => self.notify("The dropped item has no file path.".into()),
+        }
     }
 
     fn notifications_ui(&self, ctx: &egui::Context, commands: &mut Vec<Command>) {
@@ -539,10 +1011,6 @@ impl AttnScopeApp {
 }
 
 impl eframe::App for AttnScopeApp {
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, notebook::PERSIST_KEY, &self.persisted_ui());
-    }
-
     fn auto_save_interval(&self) -> std::time::Duration {
         // The UI state is small; a crash loses at most a few seconds of it.
         std::time::Duration::from_secs(5)
@@ -552,7 +1020,31 @@ impl eframe::App for AttnScopeApp {
         self.poll_jobs();
     }
 
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STORAGE_KEY, &self.persisted());
+        eframe::set_value(storage, notebook::PERSIST_KEY, &self.persisted_ui());
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+impl AttnScopeApp {
+    /// Draws the whole window into `ui` and applies this frame's commands. Separate from
+    /// [`eframe::App::ui`] so tests can drive the real app without an `eframe::Frame`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.handle_dropped_files(&ctx);
+        if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
+            egui::Area::new(egui::Id::unique("drop_hint"))
+                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+                .show(&ctx, |ui| {
+                    egui::Frame::popup(ui.style()).show(ui, |ui| {
+                        ui.heading("Drop to open (.npz, .npy, .safetensors, .csv)");
+                    });
+                });
+        }
         let mut commands = Vec::new();
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut commands));
         egui::Panel::left("data_panel")
@@ -579,6 +1071,10 @@ impl eframe::App for AttnScopeApp {
                             views::decomposition::inspector_ui(ui, &self.results);
                         }
                         View::Methods => views::methods::inspector_ui(ui, &self.results),
+                        View::Routing => views::routing::inspector_ui(ui, &self.results),
+                        View::Spectrum => {
+                            views::spectrum::inspector_ui(ui, &self.selection, &self.results);
+                        }
                         View::Sweeps => views::sweeps::inspector_ui(ui, &self.views.sweeps),
                         View::Notebook => views::notebook::inspector_ui(ui, &self.notebook),
                     });
@@ -589,6 +1085,7 @@ impl eframe::App for AttnScopeApp {
                 &self.selection,
                 &self.results,
                 self.worker.is_busy(Lane::Decompose),
+                self.worker.progress(),
                 &mut self.textures,
                 &mut commands,
             ),
@@ -597,7 +1094,24 @@ impl eframe::App for AttnScopeApp {
                 &self.selection,
                 &self.results,
                 self.worker.is_busy(Lane::Method),
+                self.worker.is_busy(Lane::CompareAll),
                 &mut self.textures,
+                &mut commands,
+            ),
+            View::Routing => views::routing::ui(
+                ui,
+                &self.selection,
+                &self.results,
+                self.worker.is_busy(Lane::Routing) || self.worker.is_busy(Lane::Route),
+                &mut self.textures,
+                &mut commands,
+            ),
+            View::Spectrum => views::spectrum::ui(
+                ui,
+                &self.selection,
+                &self.results,
+                self.worker.is_busy(Lane::Spectrum) || self.worker.is_busy(Lane::RankPoints),
+                self.worker.is_busy(Lane::Optimal),
                 &mut commands,
             ),
             View::Sweeps => {
@@ -607,7 +1121,6 @@ impl eframe::App for AttnScopeApp {
                 views::notebook::ui(ui, &self.notebook, &mut self.views.notebook, &mut commands)
             }
         });
-        let ctx = ui.ctx().clone();
         self.notifications_ui(&ctx, &mut commands);
         for command in commands {
             self.apply(command);

@@ -181,6 +181,7 @@ fn from_entry_display(d: EntryDisplay) -> DisplaySettings {
     DisplaySettings {
         colormap: d.colormap,
         value_scale: d.value_scale,
+        ..DisplaySettings::default()
     }
 }
 

@@ -210,7 +210,7 @@ fn gemm(
     alpha: f32,
 ) {
     matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
-    simd::zero_upper();
+    crate::zero_upper();
 }
 
 /// Per-worker scratch of the fast path.

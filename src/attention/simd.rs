@@ -1,5 +1,5 @@
-//! Vectorised building blocks of the dense softmax: the row maximum, `exp(x − shift)` with its
-//! sum, and the `vzeroupper` guard to issue after a faer call.
+//! Vectorised building blocks of the dense softmax: the row maximum and `exp(x − shift)` with
+//! its sum. (The `vzeroupper` guard after faer calls is [`crate::zero_upper`].)
 //!
 //! `f32::exp`, `fold(f32::max)` and `iter().sum()` do not vectorise (strict IEEE semantics), so
 //! these kernels keep 16 (AVX-512F) or 8 (AVX2 + FMA) lane accumulators and are chosen at run
@@ -145,20 +145,6 @@ pub fn exp_shifted_sum_with(isa: Isa, xs: &mut [f32], shift: f32) -> f32 {
     }
 }
 
-/// Clears the upper halves of the AVX registers (`vzeroupper`) when the CPU has AVX; a no-op
-/// elsewhere.
-///
-/// faer's kernels can return with dirty upper AVX state, after which SSE-encoded code (the
-/// default target) runs up to ~40× slower (performance_notes.md §3). Call this after every faer
-/// matmul or decomposition on a hot path.
-pub fn zero_upper() {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: AVX was detected just above.
-        unsafe { x86::vzeroupper() }
-    }
-}
-
 fn row_max_scalar(xs: &[f32]) -> f32 {
     let mut max = f32::NEG_INFINITY;
     for &x in xs {
@@ -187,28 +173,20 @@ mod x86 {
     /// `1.5·2²³`: adding it rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
     /// ln 2 split so that `n·LN2_HI` is exact for |n| ≤ 2⁸.
-    #[expect(
-        clippy::excessive_precision,
-        reason = "Cephes constant, exactly representable"
-    )]
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = 355.0 / 512.0;
     const LN2_LO: f32 = -2.121_944_4e-4;
     /// Below this, `2ⁿ` would leave the normal range: the result is flushed to 0.
     const EXP_LO: f32 = -87.336_55;
     /// Above this, the result is +∞.
     const EXP_HI: f32 = 88.0;
     /// Cephes `expf` polynomial P(r), highest degree first; e^r ≈ 1 + r + r²·P(r).
-    #[expect(
-        clippy::excessive_precision,
-        reason = "Cephes coefficients, kept verbatim"
-    )]
     const P: [f32; 6] = [
         1.987_569_2e-4,
         1.398_2e-3,
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ];
 
     // ---------------- AVX-512F ----------------
@@ -391,12 +369,6 @@ mod x86 {
         store8(&mut lanes, acc);
         lanes.iter().sum()
     }
-
-    /// Caller must ensure AVX is available.
-    #[target_feature(enable = "avx")]
-    pub(super) fn vzeroupper() {
-        _mm256_zeroupper();
-    }
 }
 
 #[cfg(test)]
@@ -532,6 +504,6 @@ mod tests {
     fn detected_level_is_available() {
         assert!(Isa::detected().is_available());
         assert!(Isa::available().contains(&Isa::Scalar));
-        zero_upper();
+        crate::zero_upper();
     }
 }

@@ -6,10 +6,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use attnscope::analysis::TileControl;
 use attnscope::analysis::{self, ErrorMetrics};
 use attnscope::attention::{HeadInput, MethodId, compute as run_method, dense::full_attention};
 use attnscope::data::{QkvSet, load_source};
-use attnscope::render::{ColorScale, Colormap, PngOptions, ValueScale, write_png};
+use attnscope::render::export::{
+    HeatmapTitle, method_parameters_summary, write_heatmap_png, write_json, write_metrics_csv,
+    write_npz, write_pooled_png,
+};
+use attnscope::render::{ColorScale, Colormap, PngOptions, ValueScale};
 use ndarray::{Array3, Axis};
 use serde::Serialize;
 
@@ -133,9 +138,14 @@ pub fn compute(
     params: &ParamArgs,
     attn: bool,
     metrics_path: Option<&Path>,
+    png_dir: Option<&Path>,
+    display: &DisplayArgs,
     out: &Path,
 ) -> Result<()> {
     let method = MethodId::parse(method).map_err(anyhow::Error::msg)?;
+    if let Some(dir) = png_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let set = load(file)?;
     check_layer(&set, layer)?;
     let heads = heads_of(&set, head)?;
@@ -156,12 +166,41 @@ pub fn compute(
     for (n, &h) in heads.iter().enumerate() {
         let input: HeadInput<'_> = set.head(layer, h, causal, params.scale)?;
         let start = Instant::now();
-        let result = run_method(method, &method_params, &input, attn, budget)
-            .with_context(|| format!("{method} on layer {layer} head {h}"))?;
+        let result = run_method(
+            method,
+            &method_params,
+            &input,
+            attn || png_dir.is_some(),
+            budget,
+        )
+        .with_context(|| format!("{method} on layer {layer} head {h}"))?;
         let runtime_secs = start.elapsed().as_secs_f64();
         outputs.index_axis_mut(Axis(0), n).assign(&result.output);
         if let (Some(all), Some(m)) = (matrices.as_mut(), result.matrix.as_ref()) {
             all.index_axis_mut(Axis(0), n).assign(m);
+        }
+        if let Some(dir) = png_dir {
+            let title = HeatmapTitle {
+                input: source_name(&set.source),
+                layer: set.layer_label(layer),
+                head: h,
+                method: String::new(),
+                parameters: format!(
+                    "{}, {}",
+                    method_parameters_summary(method, &result.params),
+                    if causal { "causal" } else { "bidirectional" }
+                ),
+            };
+            method_pngs(
+                dir,
+                &input,
+                method,
+                result.matrix.as_ref(),
+                &title,
+                display,
+                budget,
+                heads.len() > 1,
+            )?;
         }
         let metrics = if metrics_path.is_some() {
             let want = result.matrix.is_some();
@@ -214,13 +253,17 @@ pub fn compute(
     Ok(())
 }
 
-/// `attnscope decompose FILE …`: six PNGs and metrics.json per head.
+/// `attnscope decompose FILE …`: six PNGs and metrics.json per head (optionally the matrices as
+/// .npz and the metrics as CSV). Above the budget: A, near and far field pooled from row tiles.
+#[allow(clippy::too_many_arguments)]
 pub fn decompose(
     file: &str,
     layer: usize,
     head: Option<usize>,
     params: &ParamArgs,
     display: &DisplayArgs,
+    npz_path: Option<&Path>,
+    metrics_csv: Option<&Path>,
     out: &Path,
 ) -> Result<()> {
     let set = load(file)?;
@@ -228,31 +271,100 @@ pub fn decompose(
     let heads = heads_of(&set, head)?;
     let (colormap, value_scale, pool_mode) = display.parse()?;
     let causal = params.causal_or(set.causal());
+    let budget = params.budget();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut all_metrics = Vec::new();
+    let mut csv_rows = Vec::new();
+    let mut npz_arrays: Vec<(String, ndarray::Array2<f32>)> = Vec::new();
+    let name = source_name(&set.source);
+    let mut pngs = 0;
     for (n, &h) in heads.iter().enumerate() {
         let input = set.head(layer, h, causal, params.scale)?;
         let start = Instant::now();
-        let d = analysis::decompose(&input, params.bandwidth, params.rank, params.budget())
-            .with_context(|| format!("decomposing layer {layer} head {h}"))?;
         let prefix = if heads.len() == 1 {
             String::new()
         } else {
             format!("h{h}_")
         };
+        let title = |panel: &str, parameters: String| HeatmapTitle {
+            input: name.clone(),
+            layer: set.layer_label(layer),
+            head: h,
+            method: panel.to_string(),
+            parameters,
+        };
+        let (lq, lk) = (input.seq_len_q(), input.seq_len_kv());
+        if budget.check(lq, lk.saturating_mul(6)).is_err() {
+            // E15: too long for six L×L matrices and an SVD.
+            let progress = |f: f32| eprint!("\r  tiles {:>5.1}%", f * 100.0);
+            let d = analysis::pooled_decomposition(
+                &input,
+                params.bandwidth,
+                display.max_side,
+                pool_mode,
+                TileControl {
+                    cancel: None,
+                    progress: Some(&progress),
+                },
+            )
+            .with_context(|| format!("decomposing layer {layer} head {h}"))?;
+            eprintln!();
+            let shared = ColorScale::fit(colormap, value_scale, d.full.data.iter().copied());
+            let parameters = format!(
+                "bandwidth {}, {}",
+                d.bandwidth,
+                if causal { "causal" } else { "bidirectional" }
+            );
+            let mut opts = PngOptions::new(shared);
+            opts.upscale = 1;
+            for (stem, panel, pooled) in [
+                ("full", "full attention A", &d.full),
+                ("near", "near field band_b(A)", &d.near),
+                ("far", "far field F = A - band_b(A)", &d.far),
+            ] {
+                let path = out.join(format!("{prefix}{stem}.png"));
+                write_pooled_png(&path, pooled, &title(panel, parameters.clone()), &opts)?;
+                pngs += 1;
+                if npz_path.is_some() {
+                    npz_arrays.push((format!("{prefix}{stem}_pooled"), pooled.data.clone()));
+                }
+            }
+            for note in &d.notes {
+                eprintln!("  note: {note}");
+            }
+            eprintln!(
+                "[{}/{}] layer {layer} head {h}: band mass {:.3}, band-only error {} ({:.2} s)",
+                n + 1,
+                heads.len(),
+                d.band_mass,
+                d.band_only_error,
+                start.elapsed().as_secs_f64()
+            );
+            let record = serde_json::json!({
+                "head": h,
+                "metrics": {
+                    "bandwidth": d.bandwidth, "band_mass": d.band_mass,
+                    "band_only_error": d.band_only_error, "pooled_factor": d.full.factor,
+                    "pool_mode": pool_mode, "notes": d.notes,
+                },
+            });
+            csv_rows.push(record.clone());
+            all_metrics.push(record);
+            continue;
+        }
+        let d = analysis::decompose(&input, params.bandwidth, params.rank, budget)
+            .with_context(|| format!("decomposing layer {layer} head {h}"))?;
         let shared = ColorScale::fit(colormap, value_scale, d.full.iter().copied());
         let signed = ColorScale::fit(
             Colormap::RedBlue,
             ValueScale::Linear,
             d.error.iter().copied(),
         );
-        let name = source_name(&set.source);
-        let subtitle = format!(
-            "layer {layer} ({}) head {h}, {}, bandwidth {}, rank {}",
-            set.layer_label(layer),
-            if causal { "causal" } else { "bidirectional" },
+        let parameters = format!(
+            "bandwidth {}, rank {}, {}",
             d.metrics.bandwidth,
-            d.metrics.rank
+            d.metrics.rank,
+            if causal { "causal" } else { "bidirectional" }
         );
         let panels = [
             ("full", "full attention A", &d.full, shared),
@@ -272,14 +384,22 @@ pub fn decompose(
                 signed,
             ),
         ];
-        for (file_stem, title, matrix, scale) in panels {
+        for (file_stem, panel, matrix, scale) in panels {
             let mut opts = PngOptions::new(scale);
             opts.upscale = display.upscale;
             opts.max_side = display.max_side;
             opts.pool_mode = pool_mode;
-            opts.title = vec![format!("{name}: {title}"), subtitle.clone()];
             let path = out.join(format!("{prefix}{file_stem}.png"));
-            write_png(&path, matrix.view(), &opts)?;
+            write_heatmap_png(
+                &path,
+                matrix.view(),
+                &title(panel, parameters.clone()),
+                &opts,
+            )?;
+            pngs += 1;
+            if npz_path.is_some() {
+                npz_arrays.push((format!("{prefix}{file_stem}"), matrix.clone()));
+            }
         }
         eprintln!(
             "[{}/{}] layer {layer} head {h}: band mass {:.3}, band-only error {}, reconstruction error {} ({:.2} s)",
@@ -290,6 +410,7 @@ pub fn decompose(
             d.metrics.reconstruction_error,
             start.elapsed().as_secs_f64()
         );
+        csv_rows.push(serde_json::json!({"head": h, "metrics": d.metrics}));
         all_metrics.push(serde_json::json!({
             "head": h,
             "metrics": d.metrics,
@@ -301,9 +422,103 @@ pub fn decompose(
         "bandwidth": params.bandwidth, "rank": params.rank, "heads": all_metrics,
     });
     let path = out.join("metrics.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("wrote {} PNGs and {}", heads.len() * 6, path.display());
+    write_json(&path, &json)?;
+    eprintln!("wrote {pngs} PNGs and {}", path.display());
+    if let Some(npz) = npz_path {
+        let views: Vec<(&str, ndarray::ArrayView2<'_, f32>)> = npz_arrays
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.view()))
+            .collect();
+        write_npz(npz, &views)?;
+        eprintln!("wrote {}", npz.display());
+    }
+    if let Some(csv) = metrics_csv {
+        write_metrics_csv(csv, &csv_rows)?;
+        eprintln!("wrote {}", csv.display());
+    }
+    Ok(())
+}
+
+/// `compute --png DIR`: A, Â and Â − A of one head (exact A pooled from row tiles when it
+/// exceeds the budget; Â and the error then are skipped with a note).
+#[allow(clippy::too_many_arguments)]
+fn method_pngs(
+    dir: &Path,
+    input: &HeadInput<'_>,
+    method: MethodId,
+    approx: Option<&ndarray::Array2<f32>>,
+    title: &HeatmapTitle,
+    display: &DisplayArgs,
+    budget: attnscope::attention::MatrixBudget,
+    several_heads: bool,
+) -> Result<()> {
+    let (colormap, value_scale, pool_mode) = display.parse()?;
+    let prefix = if several_heads {
+        format!("h{}_", title.head)
+    } else {
+        String::new()
+    };
+    let with_method = |m: &str| HeatmapTitle {
+        method: m.to_string(),
+        ..title.clone()
+    };
+    let exact = if budget.check(input.seq_len_q(), input.seq_len_kv()).is_ok() {
+        full_attention(input, true, budget)?.1
+    } else {
+        None
+    };
+    let Some(exact) = exact else {
+        let d = analysis::pooled_decomposition(
+            input,
+            0,
+            display.max_side,
+            pool_mode,
+            TileControl::default(),
+        )?;
+        let scale = ColorScale::fit(colormap, value_scale, d.full.data.iter().copied());
+        let path = dir.join(format!("{prefix}exact.png"));
+        write_pooled_png(
+            &path,
+            &d.full,
+            &with_method("exact A"),
+            &PngOptions::new(scale),
+        )?;
+        eprintln!(
+            "  note: A is over the budget: {} written pooled; Â and the error need the full matrices (raise --budget-mib)",
+            path.display()
+        );
+        return Ok(());
+    };
+    let scale = ColorScale::fit(colormap, value_scale, exact.iter().copied());
+    let mut opts = PngOptions::new(scale);
+    opts.upscale = display.upscale;
+    opts.max_side = display.max_side;
+    opts.pool_mode = pool_mode;
+    write_heatmap_png(
+        &dir.join(format!("{prefix}exact.png")),
+        exact.view(),
+        &with_method("exact A"),
+        &opts,
+    )?;
+    let Some(approx) = approx else {
+        eprintln!("  note: {method}'s matrix Â is not available (budget); only exact.png written");
+        return Ok(());
+    };
+    write_heatmap_png(
+        &dir.join(format!("{prefix}approx.png")),
+        approx.view(),
+        &with_method(&format!("{method} A-hat")),
+        &opts,
+    )?;
+    let error = approx - &exact;
+    let mut signed = opts.clone();
+    signed.scale = ColorScale::fit(Colormap::RedBlue, ValueScale::Linear, error.iter().copied());
+    write_heatmap_png(
+        &dir.join(format!("{prefix}error.png")),
+        error.view(),
+        &with_method(&format!("error {method} A-hat - A")),
+        &signed,
+    )?;
     Ok(())
 }
 

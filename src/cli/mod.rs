@@ -56,6 +56,12 @@ pub enum Command {
         /// Also write C4 metrics against exact attention to this JSON file.
         #[arg(long)]
         metrics: Option<PathBuf>,
+        /// Also write PNG heatmaps of exact A, the method's Â and the error Â − A per head into
+        /// this directory (above the budget: exact A pooled from row tiles only).
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[command(flatten)]
+        display: DisplayArgs,
         /// Output .npz (`out [H, Lq, d_v]`, optional `attn`).
         #[arg(long)]
         out: PathBuf,
@@ -75,6 +81,13 @@ pub enum Command {
         params: ParamArgs,
         #[command(flatten)]
         display: DisplayArgs,
+        /// Also write the six matrices (full, near, far, far_rank_r, reconstruction, error;
+        /// prefixed `h{head}_` when several heads) to this .npz.
+        #[arg(long)]
+        npz: Option<PathBuf>,
+        /// Also write the metrics as CSV (one row per head) to this file.
+        #[arg(long)]
+        metrics_csv: Option<PathBuf>,
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -125,6 +138,8 @@ pub fn run(cli: Cli) -> Result<()> {
             params,
             attn,
             metrics,
+            png,
+            display,
             out,
         }) => commands::compute(
             &file,
@@ -134,6 +149,8 @@ pub fn run(cli: Cli) -> Result<()> {
             &params,
             attn,
             metrics.as_deref(),
+            png.as_deref(),
+            &display,
             &out,
         ),
         Some(Command::Decompose {
@@ -142,8 +159,19 @@ pub fn run(cli: Cli) -> Result<()> {
             head,
             params,
             display,
+            npz,
+            metrics_csv,
             out,
-        }) => commands::decompose(&file, layer, head, &params, &display, &out),
+        }) => commands::decompose(
+            &file,
+            layer,
+            head,
+            &params,
+            &display,
+            npz.as_deref(),
+            metrics_csv.as_deref(),
+            &out,
+        ),
         Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
         Some(Command::Notebook {
             action: NotebookAction::Export { notebook_dir, out },

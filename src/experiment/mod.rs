@@ -38,13 +38,16 @@ pub enum ExperimentError {
     Data {
         /// The `--data` value.
         source_name: String,
-        /// The loader's error.
+        /// The loader's error (boxed: it is large).
         #[source]
-        error: crate::data::DataError,
+        error: Box<crate::data::DataError>,
     },
     /// The sweep configuration is unusable (empty grid, zero repeats, …).
     #[error("invalid sweep configuration: {0}")]
     InvalidConfig(String),
+    /// Exact attention (the error reference) failed.
+    #[error("exact reference: {0}")]
+    ExactReference(#[source] crate::attention::AttentionError),
     /// The rayon thread pool could not be built.
     #[error("could not build a pool of {threads} threads: {reason}")]
     ThreadPool {

@@ -212,6 +212,13 @@ pub enum PlotKind {
     ErrorVsBandwidth,
 }
 
+/// x of a row in a plot (None = the row is not on this plot).
+type XOf<'a> = Box<dyn Fn(&SweepRow) -> Option<f64> + 'a>;
+/// Series key (legend text) of a row.
+type KeyOf<'a> = Box<dyn Fn(&SweepRow) -> String + 'a>;
+/// One series' values per x (keyed by the bits of x, which order like x for positive x).
+type ByX = BTreeMap<u64, (f64, Vec<f64>)>;
+
 /// Lengths below this are left out of the runtime slope when at least two longer points
 /// exist (fixed overheads dominate short sequences).
 pub const SLOPE_MIN_LEN: f64 = 1024.0;
@@ -266,72 +273,67 @@ impl PlotKind {
         let bw_varies = |m: &str| distinct(&|r| Some(r.bandwidth), m) > 1;
         let rank_varies = |m: &str| distinct(&|r| r.rank_value(), m) > 1;
         let len_label = |r: &SweepRow| format!(" L={}", r.seq_len);
-        let (x_of, key_of, x_label, y_label, x_scale): (
-            Box<dyn Fn(&SweepRow) -> Option<f64>>,
-            Box<dyn Fn(&SweepRow) -> String>,
-            &str,
-            &str,
-            AxisScale,
-        ) = match self {
-            PlotKind::RuntimeVsLen | PlotKind::ErrorVsLen => (
-                Box::new(|r: &SweepRow| Some(r.seq_len as f64)),
-                Box::new(|r: &SweepRow| {
-                    let mut k = r.method.clone();
-                    if bw_varies(&r.method) {
-                        k += &format!(" b={}", r.bandwidth);
-                    }
-                    if rank_varies(&r.method) {
-                        if let Some(v) = r.rank_value() {
+        let (x_of, key_of, x_label, y_label, x_scale): (XOf<'_>, KeyOf<'_>, &str, &str, AxisScale) =
+            match self {
+                PlotKind::RuntimeVsLen | PlotKind::ErrorVsLen => (
+                    Box::new(|r: &SweepRow| Some(r.seq_len as f64)),
+                    Box::new(|r: &SweepRow| {
+                        let mut k = r.method.clone();
+                        if bw_varies(&r.method) {
+                            k += &format!(" b={}", r.bandwidth);
+                        }
+                        if rank_varies(&r.method)
+                            && let Some(v) = r.rank_value()
+                        {
                             k += &format!(" {}={v}", r.rank_param);
                         }
-                    }
-                    k
-                }),
-                "sequence length L",
-                if self == PlotKind::RuntimeVsLen {
-                    "median runtime [s]"
-                } else {
-                    "output rel. error |O'-O|/|O|"
-                },
-                AxisScale::Log,
-            ),
-            PlotKind::ErrorVsRank => (
-                Box::new(|r: &SweepRow| r.rank_value().map(|v| v as f64)),
-                Box::new(move |r: &SweepRow| {
-                    let mut k = format!("{}{}", r.method, len_label(r));
-                    if bw_varies(&r.method) {
-                        k += &format!(" b={}", r.bandwidth);
-                    }
-                    k
-                }),
-                "rank (rank-like parameter)",
-                "output rel. error |O'-O|/|O|",
-                AxisScale::Log,
-            ),
-            PlotKind::ErrorVsBandwidth => (
-                Box::new(|r: &SweepRow| {
-                    super::sweep::uses_bandwidth_id(&r.method).then_some(r.bandwidth as f64)
-                }),
-                Box::new(move |r: &SweepRow| {
-                    let mut k = format!("{}{}", r.method, len_label(r));
-                    if rank_varies(&r.method) {
-                        if let Some(v) = r.rank_value() {
+                        k
+                    }),
+                    "sequence length L",
+                    if self == PlotKind::RuntimeVsLen {
+                        "median runtime [s]"
+                    } else {
+                        "output rel. error |O'-O|/|O|"
+                    },
+                    AxisScale::Log,
+                ),
+                PlotKind::ErrorVsRank => (
+                    Box::new(|r: &SweepRow| r.rank_value().map(|v| v as f64)),
+                    Box::new(move |r: &SweepRow| {
+                        let mut k = format!("{}{}", r.method, len_label(r));
+                        if bw_varies(&r.method) {
+                            k += &format!(" b={}", r.bandwidth);
+                        }
+                        k
+                    }),
+                    "rank (rank-like parameter)",
+                    "output rel. error |O'-O|/|O|",
+                    AxisScale::Log,
+                ),
+                PlotKind::ErrorVsBandwidth => (
+                    Box::new(|r: &SweepRow| {
+                        super::sweep::uses_bandwidth_id(&r.method).then_some(r.bandwidth as f64)
+                    }),
+                    Box::new(move |r: &SweepRow| {
+                        let mut k = format!("{}{}", r.method, len_label(r));
+                        if rank_varies(&r.method)
+                            && let Some(v) = r.rank_value()
+                        {
                             k += &format!(" {}={v}", r.rank_param);
                         }
-                    }
-                    k
-                }),
-                "bandwidth b",
-                "output rel. error |O'-O|/|O|",
-                AxisScale::Linear,
-            ),
-        };
+                        k
+                    }),
+                    "bandwidth b",
+                    "output rel. error |O'-O|/|O|",
+                    AxisScale::Linear,
+                ),
+            };
         let y_of = |r: &SweepRow| match self {
             PlotKind::RuntimeVsLen => r.runtime_median_s,
             _ => r.output_rel,
         };
         // Series in order of first appearance in the grid; per series x(bits) → values.
-        let mut groups: Vec<(String, BTreeMap<u64, (f64, Vec<f64>)>)> = Vec::new();
+        let mut groups: Vec<(String, ByX)> = Vec::new();
         for r in &ran {
             let Some(x) = x_of(r) else { continue };
             let y = y_of(r).unwrap_or(f64::NAN);

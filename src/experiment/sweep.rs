@@ -474,7 +474,7 @@ struct Exact {
 
 /// The input at one (seed, L): owned synthetic data or the file, plus why it is unusable.
 enum Prepared {
-    Synth(QkvSet, String),
+    Synth(Box<QkvSet>, String),
     File,
     Unusable(String),
 }
@@ -539,7 +539,7 @@ pub fn run_sweep(
     };
     let data_error = |error| ExperimentError::Data {
         source_name: config.input.source.clone(),
-        error,
+        error: Box::new(error),
     };
     let synth_spec = if config.input.is_synthetic() {
         Some(SynthSpec::parse(&config.input.source).map_err(data_error)?)
@@ -592,7 +592,7 @@ pub fn run_sweep(
                     };
                     // Re-parse the canonical string to apply the generator's size limit.
                     SynthSpec::parse(&spec.source()).map_err(data_error)?;
-                    Prepared::Synth(generate(&spec), spec.source())
+                    Prepared::Synth(Box::new(generate(&spec)), spec.source())
                 }
                 (None, Some(h)) => {
                     let avail = h.seq_len_q().min(h.seq_len_kv());
@@ -645,7 +645,11 @@ pub fn run_sweep(
                 }
                 None => (None, config.input.source.clone(), (None, None)),
             },
-            Prepared::Unusable(_) => (None, config.input.source.clone(), (None, None)),
+            Prepared::Unusable(_) => (
+                None,
+                config.input.source.clone(),
+                (Some(config.input.layer), Some(config.input.head)),
+            ),
         };
         let mut row = base_row(index, point, &data_label, layer_head, threads, config);
         let Some(head) = head else {
@@ -823,12 +827,20 @@ fn exact_reference(
     budget: MatrixBudget,
 ) -> Result<Exact, ExperimentError> {
     let fits = budget.check(head.seq_len_q(), head.seq_len_kv()).is_ok();
-    let attention_error = |e: crate::attention::AttentionError| {
-        ExperimentError::InvalidConfig(format!("exact reference failed: {e}"))
+    // The output comes from the same path as the timed `full` method (no matrix), so `full`
+    // compares exactly equal to its reference; the matrix, when it fits, from the
+    // materialising path.
+    let output = pool
+        .install(|| dense::full_attention(head, false, budget))
+        .map_err(ExperimentError::ExactReference)?
+        .0;
+    let matrix = if fits {
+        pool.install(|| dense::full_attention(head, true, budget))
+            .map_err(ExperimentError::ExactReference)?
+            .1
+    } else {
+        None
     };
-    let (output, matrix) = pool
-        .install(|| dense::full_attention(head, fits, budget))
-        .map_err(attention_error)?;
     let note = (!fits).then(|| {
         format!(
             "matrix errors not computed: a {}×{} matrix is over the sweep's matrix budget of {} bytes",

@@ -60,8 +60,24 @@ impl Pooled {
 /// ```
 pub fn pool(matrix: ArrayView2<'_, f32>, max_side: usize, mode: PoolMode) -> Pooled {
     let (rows, cols) = matrix.dim();
-    let side = rows.max(cols);
-    let factor = side.div_ceil(max_side.max(1)).max(1);
+    pool_with_factor(matrix, pool_factor(rows, cols, max_side), mode)
+}
+
+/// The block side [`pool`] uses for a `rows × cols` matrix and `max_side`: the smallest k with
+/// `⌈max(rows, cols)/k⌉ ≤ max_side` (1 = exact cells; `max_side = 0` is treated as 1).
+pub fn pool_factor(rows: usize, cols: usize, max_side: usize) -> usize {
+    rows.max(cols).div_ceil(max_side.max(1)).max(1)
+}
+
+/// Pools `matrix` in `factor × factor` blocks (`factor = 0` is treated as 1). Row tiles whose
+/// first row is a multiple of `factor` pool to exactly the matching rows of the whole matrix's
+/// pooled image (the tiled path of [`crate::analysis::pooled`] relies on this).
+///
+/// # Complexity
+/// O(rows·cols) time, O(rows·cols/factor²) memory.
+pub fn pool_with_factor(matrix: ArrayView2<'_, f32>, factor: usize, mode: PoolMode) -> Pooled {
+    let (rows, cols) = matrix.dim();
+    let factor = factor.max(1);
     if factor == 1 {
         return Pooled {
             data: matrix.to_owned(),

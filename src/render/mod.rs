@@ -2,11 +2,12 @@
 //! pooling of large matrices (E15), and PNG export with a colorbar and a title.
 
 pub mod colormap;
+pub mod export;
 pub mod heatmap;
 pub mod png;
 
 pub use colormap::{ColorScale, Colormap, ValueScale};
-pub use heatmap::{Heatmap, PoolMode, Pooled, pool, render};
+pub use heatmap::{Heatmap, PoolMode, Pooled, pool, pool_factor, pool_with_factor, render};
 pub use png::{PngOptions, write_png};
 
 /// Errors while rendering or writing images.

@@ -27,9 +27,9 @@ impl Default for DataViewState {
     }
 }
 
-/// Largest synthetic length offered by the panel (the decomposition builds six L×L matrices
-/// and an SVD; longer inputs belong to the CLI and sweeps).
-const MAX_SYNTH_SEQ_LEN: usize = 2048;
+/// Largest synthetic length offered by the panel. Above the C8 budget the decomposition runs in
+/// row tiles and shows pooled images (E15: L = 16,385 works, with progress and Cancel).
+const MAX_SYNTH_SEQ_LEN: usize = 32768;
 
 /// Draws the data panel.
 pub fn ui(

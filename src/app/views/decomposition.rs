@@ -5,11 +5,15 @@
 use eframe::egui;
 
 use super::error_label;
+use crate::app::export::ExportWhat;
 use crate::app::heatmap_view::{
-    DisplaySettings, HeatmapArgs, TextureCache, TextureKey, TokenLookup, colorbar_ui, heatmap_ui,
+    DisplaySettings, HeatmapAction, HeatmapArgs, TextureCache, TextureKey, TokenLookup,
+    colorbar_ui, heatmap_ui,
 };
-use crate::app::jobs::{DecompPanel, DecompositionResult, HeadSelection};
-use crate::app::{Command, Results, Selection};
+use crate::app::jobs::{
+    DecompPanel, DecompositionResult, HeadSelection, PooledDecompositionResult,
+};
+use crate::app::{Command, Results, Selection, View};
 use crate::render::{Colormap, ValueScale};
 
 /// Token lookup over the head a result was computed on.
@@ -32,20 +36,82 @@ impl TokenLookup for HeadTokens<'_> {
     }
 }
 
+/// The command a heatmap's context-menu choice means in `view` for `panel`.
+pub fn action_command(view: View, panel: &'static str, action: HeatmapAction) -> Command {
+    Command::Export(match action {
+        HeatmapAction::SavePng => ExportWhat::Png { view, panel },
+        HeatmapAction::SaveMatrices => ExportWhat::Matrices(view),
+        HeatmapAction::SaveMetricsJson => ExportWhat::MetricsJson(view),
+        HeatmapAction::SaveMetricsCsv => ExportWhat::MetricsCsv(view),
+    })
+}
+
+/// The "Save" row: matrices and metrics of `view`.
+pub fn export_row_ui(ui: &mut egui::Ui, view: View, commands: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        ui.label("Save:");
+        if ui.button("matrices (.npz)…").clicked() {
+            commands.push(Command::Export(ExportWhat::Matrices(view)));
+        }
+        if ui.button("metrics (JSON)…").clicked() {
+            commands.push(Command::Export(ExportWhat::MetricsJson(view)));
+        }
+        if ui.button("metrics (CSV)…").clicked() {
+            commands.push(Command::Export(ExportWhat::MetricsCsv(view)));
+        }
+        ui.weak("PNG: the PNG button or right-click on a heatmap");
+    });
+}
+
+/// A progress bar and a Cancel button while a tiled computation runs.
+pub fn progress_ui(ui: &mut egui::Ui, progress: Option<f32>, commands: &mut Vec<Command>) {
+    if let Some(p) = progress {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.add(
+                egui::ProgressBar::new(p)
+                    .desired_width(280.0)
+                    .show_percentage()
+                    .text(format!("computing row tiles… {:.0}%", p * 100.0)),
+            );
+            if ui.button("Cancel").clicked() {
+                commands.push(Command::Cancel);
+            }
+        });
+    }
+}
+
 /// Draws the decomposition view.
 pub fn ui(
     ui: &mut egui::Ui,
     sel: &Selection,
     results: &Results,
     busy: bool,
+    progress: Option<f32>,
     textures: &mut TextureCache,
     commands: &mut Vec<Command>,
 ) {
     controls_ui(ui, sel, busy, commands);
+    if busy {
+        progress_ui(ui, progress, commands);
+    }
     if let Some(e) = &results.decomposition_error {
         error_label(ui, e);
     }
+    if results.decomposition.is_some() || results.pooled_decomposition.is_some() {
+        export_row_ui(ui, View::Decomposition, commands);
+    }
     ui.separator();
+    if let Some(pooled) = &results.pooled_decomposition {
+        let width = ui.available_width();
+        egui::ScrollArea::vertical()
+            .id_salt("decomposition_grid")
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                pooled_grid_ui(ui, sel, pooled, textures, width, commands)
+            });
+        return;
+    }
     let Some(result) = &results.decomposition else {
         if busy {
             ui.spinner();
@@ -59,7 +125,83 @@ pub fn ui(
     egui::ScrollArea::vertical()
         .id_salt("decomposition_grid")
         .auto_shrink(false)
-        .show(ui, |ui| grid_ui(ui, sel, result, textures, width));
+        .show(ui, |ui| grid_ui(ui, sel, result, textures, width, commands));
+}
+
+/// The three panels of a pooled decomposition (very long input) and why the others are
+/// missing.
+fn pooled_grid_ui(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    result: &PooledDecompositionResult,
+    textures: &mut TextureCache,
+    width: f32,
+    commands: &mut Vec<Command>,
+) {
+    let d = &result.decomposition;
+    let sequential = sel.display.sequential_scale(&d.full.data);
+    colorbar_ui(ui, "A, near, far (pooled):", &sequential);
+    for note in &d.notes {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
+    let tokens = HeadTokens {
+        head: &result.head,
+        empty_rows: &d.empty_rows,
+    };
+    let link_group = egui::Id::unique("decomposition_link");
+    let spacing = ui.spacing().item_spacing.x;
+    let cell_width = ((width - spacing * 2.0) / 3.0).max(120.0);
+    let ctx = ui.ctx().clone();
+    ui.horizontal(|ui| {
+        for (panel, pooled) in [
+            (DecompPanel::Full, &d.full),
+            (DecompPanel::Near, &d.near),
+            (DecompPanel::Far, &d.far),
+        ] {
+            let key = TextureKey {
+                result_id: result.id,
+                panel: panel.title(),
+                display: sel.display.key(),
+            };
+            let texture = textures.get(&ctx, key, pooled, &sequential);
+            ui.allocate_ui(egui::vec2(cell_width, cell_width + 24.0), |ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(cell_width);
+                    let action = heatmap_ui(
+                        ui,
+                        &HeatmapArgs {
+                            title: panel.title(),
+                            matrix: None,
+                            dim: (d.seq_len_q, d.seq_len_kv),
+                            empty_rows: &d.empty_rows,
+                            pooled,
+                            texture: &texture,
+                            tokens: &tokens,
+                            link_group,
+                            height: cell_width,
+                        },
+                    );
+                    if let Some(action) = action {
+                        commands.push(action_command(View::Decomposition, panel.title(), action));
+                    }
+                });
+            });
+        }
+    });
+    ui.separator();
+    for panel in [
+        DecompPanel::FarRankR,
+        DecompPanel::Reconstruction,
+        DecompPanel::Error,
+    ] {
+        ui.weak(format!(
+            "{}: needs the far field's SVD on the full {}×{} matrix — not available above the \
+             budget (Settings > matrix budget).",
+            panel.title(),
+            d.seq_len_q,
+            d.seq_len_kv
+        ));
+    }
 }
 
 /// Bandwidth / rank sliders and the shared colour controls.
@@ -144,6 +286,7 @@ fn grid_ui(
     result: &DecompositionResult,
     textures: &mut TextureCache,
     width: f32,
+    commands: &mut Vec<Command>,
 ) {
     let d = &result.decomposition;
     let sequential = sel.display.sequential_scale(&d.full);
@@ -183,11 +326,12 @@ fn grid_ui(
                 ui.allocate_ui(egui::vec2(cell_width, cell_width + 24.0), |ui| {
                     ui.vertical(|ui| {
                         ui.set_width(cell_width);
-                        heatmap_ui(
+                        let action = heatmap_ui(
                             ui,
                             &HeatmapArgs {
                                 title: panel.title(),
-                                matrix: panel.matrix(d),
+                                matrix: Some(panel.matrix(d)),
+                                dim: panel.matrix(d).dim(),
                                 pooled,
                                 texture: &texture,
                                 tokens: &tokens,
@@ -196,6 +340,13 @@ fn grid_ui(
                                 height: cell_width,
                             },
                         );
+                        if let Some(action) = action {
+                            commands.push(action_command(
+                                View::Decomposition,
+                                panel.title(),
+                                action,
+                            ));
+                        }
                     });
                 });
             }
@@ -210,9 +361,48 @@ fn grid_ui(
 pub fn inspector_ui(ui: &mut egui::Ui, results: &Results) {
     if let Some(result) = &results.decomposition {
         metrics_ui(ui, result);
+    } else if let Some(result) = &results.pooled_decomposition {
+        pooled_metrics_ui(ui, result);
     } else {
         ui.weak("No result yet.");
     }
+}
+
+fn pooled_metrics_ui(ui: &mut egui::Ui, result: &PooledDecompositionResult) {
+    let d = &result.decomposition;
+    ui.heading("Metrics");
+    ui.weak(format!(
+        "{} · head {} · {} · {}×{} (pooled)",
+        result.head.input.set.layer_label(result.head.layer),
+        result.head.head,
+        if result.head.causal {
+            "causal"
+        } else {
+            "bidirectional"
+        },
+        d.seq_len_q,
+        d.seq_len_kv
+    ));
+    egui::Grid::new("pooled_metrics_grid")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            let mut row = |name: &str, value: String| {
+                ui.label(name);
+                ui.monospace(value);
+                ui.end_row();
+            };
+            row("bandwidth", d.bandwidth.to_string());
+            row("band mass", format!("{:.4}", d.band_mass));
+            row("band-only error", d.band_only_error.to_string());
+            row("far energy captured", "n/a (needs the SVD)".into());
+            row("reconstruction error", "n/a (needs the SVD)".into());
+            row(
+                "pooling",
+                d.full.label().unwrap_or_else(|| "exact cells".into()),
+            );
+            row("compute time", format!("{:.2} s", result.elapsed_secs));
+        });
 }
 
 fn metrics_ui(ui: &mut egui::Ui, result: &DecompositionResult) {

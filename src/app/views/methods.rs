@@ -4,9 +4,13 @@
 use eframe::egui;
 
 use super::decomposition::{HeadTokens, display_controls_ui};
+use super::decomposition::{action_command, export_row_ui};
 use super::error_label;
+use crate::analysis::KlValue;
+use crate::app::View;
 use crate::app::heatmap_view::{HeatmapArgs, TextureCache, TextureKey, colorbar_ui, heatmap_ui};
 use crate::app::jobs::MethodRun;
+use crate::app::view_jobs::{BIDIRECTIONAL_ONLY, CompareAllResult, same_head};
 use crate::app::{Command, Results, Selection};
 use crate::attention::method::{KeyRow, Pooling, Projection};
 use crate::attention::{FeatureMap, MethodId, MethodParams, Normalization};
@@ -36,6 +40,7 @@ pub fn ui(
     sel: &Selection,
     results: &Results,
     busy: bool,
+    compare_busy: bool,
     textures: &mut TextureCache,
     commands: &mut Vec<Command>,
 ) {
@@ -45,7 +50,18 @@ pub fn ui(
             .selected_text(method.as_str())
             .show_ui(ui, |ui| {
                 for &m in MethodId::ALL {
-                    ui.selectable_value(&mut method, m, m.as_str());
+                    // Methods without a causal form are disabled while causal is on (SPEC §3).
+                    let supported = !sel.causal || m.properties(&sel.params, 1).supports_causal;
+                    if ui
+                        .add_enabled(
+                            supported,
+                            egui::Button::selectable(method == m, m.as_str()),
+                        )
+                        .on_disabled_hover_text(BIDIRECTIONAL_ONLY)
+                        .clicked()
+                    {
+                        method = m;
+                    }
                 }
             });
         if method != sel.method {
@@ -54,11 +70,30 @@ pub fn ui(
         if busy {
             ui.spinner();
         }
+        ui.separator();
+        if ui
+            .add_enabled(!compare_busy, egui::Button::new("Compare all"))
+            .on_hover_text(
+                "Run every method on the current input at matched parameters (Performer,                  Nyström, Linformer and SVD at the current rank) and tabulate the C4 errors",
+            )
+            .clicked()
+        {
+            commands.push(Command::CompareAll);
+        }
+        if compare_busy {
+            ui.spinner();
+        }
     });
     ui.horizontal(|ui| display_controls_ui(ui, sel.display, commands));
     params_ui(ui, sel, commands);
     if let Some(e) = &results.method_error {
         error_label(ui, e);
+    }
+    if let Some(e) = &results.compare_all_error {
+        error_label(ui, e);
+    }
+    if let Some(table) = &results.compare_all {
+        compare_all_ui(ui, sel, table);
     }
     ui.separator();
     let Some(run) = &results.method else {
@@ -67,12 +102,15 @@ pub fn ui(
         }
         return;
     };
+    export_row_ui(ui, View::Methods, commands);
     // Measured outside the scroll area: inside it, the width is last frame's content width.
     let width = ui.available_width();
     egui::ScrollArea::vertical()
         .id_salt("methods_grid")
         .auto_shrink(false)
-        .show(ui, |ui| heatmaps_ui(ui, sel, run, textures, width));
+        .show(ui, |ui| {
+            heatmaps_ui(ui, sel, run, textures, width, commands)
+        });
 }
 
 fn params_ui(ui: &mut egui::Ui, sel: &Selection, commands: &mut Vec<Command>) {
@@ -215,9 +253,13 @@ fn heatmaps_ui(
     run: &MethodRun,
     textures: &mut TextureCache,
     width: f32,
+    commands: &mut Vec<Command>,
 ) {
     let (Some(exact), [Some(pa), Some(pb), Some(pe)]) = (&run.exact, &run.pooled) else {
-        ui.weak("The matrices are not materialised (C8 budget); see the notes.");
+        if let [Some(pooled), ..] = &run.pooled {
+            pooled_exact_ui(ui, sel, run, pooled, textures, width, commands);
+        }
+        ui.weak("The matrices Â and Â − A are not materialised (C8 budget); see the notes.");
         return;
     };
     let (Some(approx), Some(error)) = (&run.approx, &run.error) else {
@@ -252,11 +294,12 @@ fn heatmaps_ui(
             ui.allocate_ui(egui::vec2(cell, cell + 24.0), |ui| {
                 ui.vertical(|ui| {
                     ui.set_width(cell);
-                    heatmap_ui(
+                    let action = heatmap_ui(
                         ui,
                         &HeatmapArgs {
                             title,
-                            matrix,
+                            matrix: Some(matrix),
+                            dim: matrix.dim(),
                             pooled,
                             texture: &texture,
                             tokens: &tokens,
@@ -265,9 +308,64 @@ fn heatmaps_ui(
                             height: cell,
                         },
                     );
+                    if let Some(action) = action {
+                        commands.push(action_command(View::Methods, panel, action));
+                    }
                 });
             });
         }
+    });
+}
+
+/// Exact A of a very long input, pooled from row tiles (E15); Â is not materialised.
+fn pooled_exact_ui(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    run: &MethodRun,
+    pooled: &crate::render::Pooled,
+    textures: &mut TextureCache,
+    width: f32,
+    commands: &mut Vec<Command>,
+) {
+    let scale = sel.display.sequential_scale(&pooled.data);
+    colorbar_ui(ui, "A (pooled):", &scale);
+    let tokens = HeadTokens {
+        head: &run.head,
+        empty_rows: &run.empty_rows,
+    };
+    let key = TextureKey {
+        result_id: run.id,
+        panel: "A",
+        display: sel.display.key(),
+    };
+    let ctx = ui.ctx().clone();
+    let texture = textures.get(&ctx, key, pooled, &scale);
+    let cell = (width / 2.0).max(160.0);
+    let dim = (
+        run.head.input.set.seq_len_q(),
+        run.head.input.set.seq_len_kv(),
+    );
+    ui.allocate_ui(egui::vec2(cell, cell + 24.0), |ui| {
+        ui.vertical(|ui| {
+            ui.set_width(cell);
+            let action = heatmap_ui(
+                ui,
+                &HeatmapArgs {
+                    title: "exact A",
+                    matrix: None,
+                    dim,
+                    pooled,
+                    texture: &texture,
+                    tokens: &tokens,
+                    empty_rows: &run.empty_rows,
+                    link_group: egui::Id::unique("methods_link"),
+                    height: cell,
+                },
+            );
+            if let Some(action) = action {
+                commands.push(action_command(View::Methods, "A", action));
+            }
+        });
     });
 }
 
@@ -346,4 +444,99 @@ fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
     for note in &run.notes {
         ui.weak(note);
     }
+}
+
+/// `text` cut to `max_chars` characters (with "…").
+fn short(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The "Compare all" table: every method at matched parameters on the current input.
+fn compare_all_ui(ui: &mut egui::Ui, sel: &Selection, table: &CompareAllResult) {
+    let current = sel
+        .head_selection()
+        .is_some_and(|h| same_head(&h, &table.head))
+        && table.rank == sel.params.rank;
+    egui::CollapsingHeader::new(format!(
+        "Compare all methods ({}, rank {})",
+        table.rows.len(),
+        table.rank
+    ))
+    .id_salt("compare_all_header")
+    .default_open(true)
+    .show(ui, |ui| {
+        if !current {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "computed for an earlier selection; press \"Compare all\" again",
+            );
+        }
+        egui::ScrollArea::horizontal()
+            .id_salt("compare_all_scroll")
+            .show(ui, |ui| {
+                egui::Grid::new("compare_all_table")
+                    .num_columns(9)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for h in [
+                            "method",
+                            "matrix rel. Fro",
+                            "output rel.",
+                            "max abs",
+                            "mean row KL",
+                            "rank bound",
+                            "non-neg.",
+                            "rows sum 1",
+                            "runtime",
+                        ] {
+                            ui.strong(h);
+                        }
+                        ui.end_row();
+                        let yes_no = |b: bool| if b { "yes" } else { "no" };
+                        for row in &table.rows {
+                            ui.monospace(row.method.as_str());
+                            match &row.outcome {
+                                Ok(run) => {
+                                    let m = &run.metrics;
+                                    ui.monospace(
+                                        m.matrix_rel_fro
+                                            .map_or_else(|| "n/a".into(), |e| e.to_string()),
+                                    );
+                                    ui.monospace(m.output_rel.to_string());
+                                    ui.monospace(
+                                        m.matrix_max_abs
+                                            .map_or_else(|| "n/a".into(), |x| format!("{x:.2e}")),
+                                    );
+                                    match &m.mean_row_kl {
+                                        KlValue::Defined(kl) => {
+                                            ui.monospace(format!("{kl:.6}"));
+                                        }
+                                        KlValue::NotApplicable(why) => {
+                                            ui.monospace("n/a").on_hover_text(why);
+                                        }
+                                    }
+                                    ui.label(short(&run.properties.rank_note, 28))
+                                        .on_hover_text(&run.properties.rank_note);
+                                    ui.label(yes_no(run.properties.non_negative));
+                                    ui.label(yes_no(run.properties.rows_sum_to_one));
+                                    ui.monospace(format!("{:.2} ms", run.method_secs * 1e3));
+                                }
+                                Err(e) => {
+                                    ui.weak(e.as_str());
+                                    for _ in 0..7 {
+                                        ui.weak("");
+                                    }
+                                }
+                            }
+                            ui.end_row();
+                        }
+                    });
+            });
+    });
 }

@@ -6,6 +6,8 @@ pub mod data;
 pub mod decomposition;
 pub mod methods;
 pub mod notebook;
+pub mod routing;
+pub mod spectrum;
 pub mod sweeps;
 
 /// Per-view UI state that is not part of the shared selection.

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 
 use eframe::egui;
-use egui_plot::{GridMark, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{GridInput, GridMark, HLine, Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 use crate::attention::{MethodId, MethodParams};
 use crate::experiment::plot::{
@@ -150,11 +150,10 @@ impl Default for SweepsViewState {
     }
 }
 
-impl Drop for SweepsViewState {
+impl Drop for SweepJob {
+    /// A sweep whose view state goes away (window closed) is cancelled, not left running.
     fn drop(&mut self) {
-        if let Some(job) = &self.job {
-            job.cancel.cancel();
-        }
+        self.cancel.cancel();
     }
 }
 
@@ -279,13 +278,12 @@ impl SweepsViewState {
                 }
             }
         }
-        if done {
-            if let Some(mut job) = self.job.take() {
-                if let Some(h) = job.handle.take() {
-                    // The thread has sent its last event; joining is immediate.
-                    let _ = h.join();
-                }
-            }
+        if done
+            && let Some(mut job) = self.job.take()
+            && let Some(h) = job.handle.take()
+        {
+            // The thread has sent its last event; joining is immediate.
+            let _ = h.join();
         }
     }
 
@@ -370,42 +368,55 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
     egui::Grid::new("sweep_form_grid")
         .num_columns(2)
         .show(ui, |ui| {
-            ui.label("Data");
+            let l = ui.label("Data");
             ui.add(egui::TextEdit::singleline(&mut state.source).hint_text("synth:local"))
-                .on_hover_text("synth:KIND (gaussian, local, local-global, low-rank-far), sample:NAME or a file path");
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "synth:KIND (gaussian, local, local-global, low-rank-far), sample:NAME or a file path",
+                );
             ui.end_row();
-            ui.label("Layer / head");
-            ui.horizontal(|ui| {
-                ui.add(egui::DragValue::new(&mut state.layer));
-                ui.add(egui::DragValue::new(&mut state.head));
-            });
+            let l = ui.label("Layer");
+            ui.add(egui::DragValue::new(&mut state.layer)).labelled_by(l.id);
             ui.end_row();
-            ui.label("Lengths L");
+            let l = ui.label("Head");
+            ui.add(egui::DragValue::new(&mut state.head)).labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Lengths L");
             ui.text_edit_singleline(&mut state.seq_lens)
+                .labelled_by(l.id)
                 .on_hover_text("comma list; A..B doubles from A to B");
             ui.end_row();
-            ui.label("Bandwidths");
-            ui.add(egui::TextEdit::singleline(&mut state.bandwidths).hint_text(params.bandwidth.to_string()));
+            let l = ui.label("Bandwidths");
+            ui.add(
+                egui::TextEdit::singleline(&mut state.bandwidths)
+                    .hint_text(params.bandwidth.to_string()),
+            )
+            .labelled_by(l.id);
             ui.end_row();
-            ui.label("Ranks");
-            ui.add(egui::TextEdit::singleline(&mut state.ranks).hint_text("rank-like parameter"));
+            let l = ui.label("Ranks");
+            ui.add(egui::TextEdit::singleline(&mut state.ranks).hint_text("rank-like parameter"))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("Seeds");
-            ui.add(egui::TextEdit::singleline(&mut state.seeds).hint_text(params.seed.to_string()));
+            let l = ui.label("Seeds");
+            ui.add(egui::TextEdit::singleline(&mut state.seeds).hint_text(params.seed.to_string()))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("Repeats");
-            ui.add(egui::DragValue::new(&mut state.repeats).range(1..=100));
+            let l = ui.label("Repeats");
+            ui.add(egui::DragValue::new(&mut state.repeats).range(1..=100))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("Threads");
+            let l = ui.label("Threads");
             ui.add(egui::DragValue::new(&mut state.threads).range(0..=256))
+                .labelled_by(l.id)
                 .on_hover_text("0 = one per logical core");
             ui.end_row();
-            ui.label("Max exact L");
+            let l = ui.label("Max exact L");
             ui.add(egui::DragValue::new(&mut state.max_exact_len).range(1..=1 << 20))
+                .labelled_by(l.id)
                 .on_hover_text("above it errors are not computed");
             ui.end_row();
-            ui.label("Causal");
-            ui.checkbox(&mut state.causal, "");
+            ui.label("");
+            ui.checkbox(&mut state.causal, "Causal");
             ui.end_row();
         });
     ui.horizontal(|ui| {
@@ -445,8 +456,9 @@ fn form_ui(ui: &mut egui::Ui, state: &mut SweepsViewState, params: &MethodParams
         super::error_label(ui, e);
     }
     ui.separator();
-    ui.label("Export");
-    ui.text_edit_singleline(&mut state.export_dir);
+    let l = ui.label("Export directory");
+    ui.text_edit_singleline(&mut state.export_dir)
+        .labelled_by(l.id);
     ui.horizontal(|ui| {
         let has_rows = !state.rows.is_empty();
         if ui
@@ -525,6 +537,53 @@ fn from_axis(v: f64, scale: AxisScale) -> f64 {
     }
 }
 
+/// Grid marks for an axis that plots log10 of the values: decades (thick) plus 2× and 5×
+/// (thin) when fewer than three decades are visible; or, for lengths and ranks
+/// (`powers_of_two`), every power of two.
+fn log_marks(input: &GridInput, powers_of_two: bool) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo || hi - lo > 60.0 {
+        return Vec::new();
+    }
+    let mut marks = Vec::new();
+    let (first, last) = (lo.floor() as i64, hi.ceil() as i64);
+    let dense = hi - lo < 3.0;
+    for k in first..=last {
+        let k = k as f64;
+        if !powers_of_two && (lo..=hi).contains(&k) {
+            marks.push(GridMark {
+                value: k,
+                step_size: 1.0,
+            });
+        }
+        if dense && !powers_of_two {
+            for m in [2f64, 5.0] {
+                let v = k + m.log10();
+                if (lo..=hi).contains(&v) {
+                    marks.push(GridMark {
+                        value: v,
+                        step_size: 0.1,
+                    });
+                }
+            }
+        }
+    }
+    if powers_of_two {
+        let (a, b) = (
+            (lo / 2f64.log10()).ceil() as i64,
+            (hi / 2f64.log10()).floor() as i64,
+        );
+        // Every power of two with the same weight, so each gets its label (256, 512, …).
+        for n in a..=b {
+            marks.push(GridMark {
+                value: n as f64 * 2f64.log10(),
+                step_size: 2f64.log10(),
+            });
+        }
+    }
+    marks
+}
+
 fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
     let Some(spec) = state.plot.build(&state.rows) else {
         ui.label(match state.plot {
@@ -578,6 +637,14 @@ fn plot_ui(ui: &mut egui::Ui, state: &SweepsViewState) {
             if xs == AxisScale::Log { " (log)" } else { "" }
         ))
         .y_axis_label(format!("{y_label} (log)"))
+        .x_grid_spacer(move |input| {
+            if xs == AxisScale::Log {
+                log_marks(&input, true)
+            } else {
+                egui_plot::log_grid_spacer(10)(input)
+            }
+        })
+        .y_grid_spacer(move |input| log_marks(&input, false))
         .x_axis_formatter(move |m: GridMark, _| tick(m.value, xs))
         .y_axis_formatter(move |m: GridMark, _| tick(m.value, ys))
         .label_formatter(move |pos| {
