@@ -72,6 +72,7 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
         None => InputSource::Sample(DEFAULT_SAMPLE.into()),
         Some(spec) => InputSource::from_spec(spec)?,
     };
+    let keep_source = initial.is_some();
     eframe::run_native(
         "attnscope",
         options,
@@ -83,17 +84,14 @@ pub fn run(initial: Option<String>) -> anyhow::Result<()> {
             {
                 app.restore(persisted);
             }
-            // The notebook folder (issue 7): the last one opened, else the default folder.
-            let notebook_ui = cc
+            // Last input, view, layer/head/causal, method, parameters, colours and the open
+            // notebook folder (issue 7); a file given on the command line wins over the
+            // remembered input.
+            let ui_state = cc
                 .storage
                 .and_then(|s| eframe::get_value::<notebook::PersistedUi>(s, notebook::PERSIST_KEY))
                 .unwrap_or_default();
-            if let Some(dir) = notebook_ui
-                .notebook_dir
-                .or_else(notebook::default_notebook_dir)
-            {
-                app.open_notebook_dir(dir);
-            }
+            app.restore_ui(ui_state, keep_source);
             Ok(Box::new(app))
         }),
     )

@@ -297,16 +297,18 @@ impl AttnScopeApp {
         if let Some(view) = view_by_title(&ui.view) {
             self.view = view;
         }
-        self.notebook.pending = Some(PendingConfig {
-            layer: ui.layer,
-            head: ui.head,
-            causal: ui.causal,
-            entry: None,
-        });
+        // Layer, head and causal belong to the remembered input: they are re-applied only
+        // when that input is reopened (a new input keeps its own causal flag, C1).
         if !keep_source
             && let Some(spec) = ui.source
             && let Ok(source) = InputSource::from_spec(&spec)
         {
+            self.notebook.pending = Some(PendingConfig {
+                layer: ui.layer,
+                head: ui.head,
+                causal: ui.causal,
+                entry: None,
+            });
             self.apply(Command::Open(source));
         }
         if let Some(dir) = ui.notebook_dir.or_else(default_notebook_dir) {
