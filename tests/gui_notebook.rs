@@ -273,3 +273,32 @@ fn gui_notebook_note_is_edited_in_place_and_rendered() {
         saved.entries[0].note_markdown
     );
 }
+
+#[test]
+fn gui_notebook_pins_routing_and_spectrum_views() {
+    let mut harness = harness(InputSource::Sample("zen".into()));
+    harness.state_mut().apply(Command::ShowView(View::Routing));
+    wait_idle(&mut harness);
+    harness
+        .state_mut()
+        .apply(Command::Notebook(NotebookAction::Pin));
+    harness.state_mut().apply(Command::ShowView(View::Spectrum));
+    wait_idle(&mut harness);
+    harness
+        .state_mut()
+        .apply(Command::Notebook(NotebookAction::Pin));
+    let entries = harness.state().notebook.notebook.entries.clone();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0].view, views::ROUTING);
+    assert!(entries[0].method.as_str().starts_with("combiner-"));
+    assert!(entries[0].thumbnail.is_some());
+    // The routing entry's metrics are reproduced from its recorded configuration.
+    let again = recompute_metrics(&entries[0]).expect("recompute routing");
+    assert_eq!(again.metrics, entries[0].metrics);
+    assert_eq!(entries[1].view, views::SPECTRUM);
+    assert!(
+        entries[1].metrics["captured_energy_at_rank"]
+            .as_f64()
+            .is_some()
+    );
+}

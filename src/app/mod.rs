@@ -872,8 +872,9 @@ impl AttnScopeApp {
                 View::Decomposition => self.results.decomposition.is_some(),
                 View::Methods => self.results.method.is_some(),
                 View::Sweeps => !self.views.sweeps.rows.is_empty(),
-                // Routing and spectrum pins are not implemented yet.
-                View::Routing | View::Spectrum | View::Notebook => false,
+                View::Routing => self.results.routing.matrix.is_some(),
+                View::Spectrum => self.results.spectrum.spectrum.is_some(),
+                View::Notebook => false,
             };
             if ui
                 .add_enabled(

@@ -444,6 +444,59 @@ impl AttnScopeApp {
                     image,
                 )
             }
+            View::Routing => {
+                let r = self
+                    .results
+                    .routing
+                    .matrix
+                    .as_ref()
+                    .ok_or("no routing result to pin yet")?;
+                let method = MethodId::parse(r.settings.variant.as_str())?;
+                let scale = sel.display.sequential_scale(&r.exact);
+                let image = render_thumbnail(r.effective.view(), &scale);
+                let mut params = r.settings.method_params(&sel.params);
+                params.block = Some(r.block);
+                let metrics = serde_json::to_value(&r.metrics).map_err(|e| e.to_string())?;
+                (
+                    views::ROUTING,
+                    r.head.clone(),
+                    method,
+                    params,
+                    metrics,
+                    Some(image),
+                )
+            }
+            View::Spectrum => {
+                let sp = self
+                    .results
+                    .spectrum
+                    .spectrum
+                    .as_ref()
+                    .ok_or("no spectrum to pin yet")?;
+                let s = &sp.spectrum;
+                let rank = sel.params.rank;
+                let at = |v: &[f64]| v.get(rank.saturating_sub(1)).copied();
+                let metrics = serde_json::json!({
+                    "bandwidth": s.bandwidth,
+                    "rank": rank,
+                    "captured_energy_at_rank": at(&s.captured_energy),
+                    "far_captured_energy_at_rank": at(&s.far_captured_energy),
+                    "eckart_young_at_rank": at(&s.eckart_young),
+                    "singular_values_first_8": s.singular_values.iter().take(8).collect::<Vec<_>>(),
+                    "far_singular_values_first_8":
+                        s.far_singular_values.iter().take(8).collect::<Vec<_>>(),
+                });
+                let mut params = sel.params.clone();
+                params.bandwidth = s.bandwidth;
+                (
+                    views::SPECTRUM,
+                    sp.head.clone(),
+                    sel.method,
+                    params,
+                    metrics,
+                    None,
+                )
+            }
             View::Sweeps => return self.pin_sweep(id),
             other => return Err(format!("the {} view cannot be pinned", other.title())),
         };
@@ -738,6 +791,20 @@ impl AttnScopeApp {
         sel.display = from_entry_display(entry.display);
         if let Some(view) = view_by_title(&entry.view) {
             self.view = view;
+        }
+        if entry.view == views::ROUTING
+            && let Some(variant) = crate::attention::combiner::Variant::ALL
+                .iter()
+                .copied()
+                .find(|v| v.as_str() == entry.method.as_str())
+        {
+            self.selection.routing = super::view_jobs::RoutingSettings {
+                variant,
+                block: entry.params.block,
+                pooling: entry.params.pooling,
+                key_row: entry.params.key_row,
+                query: None,
+            };
         }
         self.notebook.pending = Some(PendingConfig {
             layer: entry.layer,

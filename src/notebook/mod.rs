@@ -135,6 +135,11 @@ pub mod views {
     pub const METHODS: &str = "Methods";
     /// The sweeps view (metrics: a summary of the sweep rows).
     pub const SWEEPS: &str = "Sweeps";
+    /// The Combiner routing view (metrics: `ErrorMetrics` of the variant against exact
+    /// attention; recomputed like the methods view).
+    pub const ROUTING: &str = "Combiner routing";
+    /// The spectrum view (metrics: leading singular values, captured energy).
+    pub const SPECTRUM: &str = "Spectrum";
 }
 
 /// One pinned finding: the exact configuration, its metrics, a note and a thumbnail.
@@ -417,7 +422,7 @@ pub fn recompute_metrics(entry: &Entry) -> Result<Recomputed, NotebookError> {
                 .map_err(|e| fail(e.to_string()))?;
             serde_json::to_value(&d.metrics)
         }
-        views::METHODS => {
+        views::METHODS | views::ROUTING => {
             let exact = compute(MethodId::Full, &entry.params, &head, true, budget)
                 .map_err(|e| fail(e.to_string()))?;
             let approx = compute(entry.method, &entry.params, &head, true, budget)
