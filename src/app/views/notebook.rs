@@ -84,9 +84,7 @@ pub fn ui(
     ui.separator();
     let entries = &state.notebook.entries;
     if entries.is_empty() {
-        ui.weak(
-            "No entries yet. Use “Pin to notebook” in the Decomposition, Methods or Sweeps view.",
-        );
+        ui.weak("No entries yet. Use “Pin to notebook” in any view.");
         return;
     }
     // Drop textures of deleted entries.
@@ -361,7 +359,7 @@ pub fn inspector_ui(ui: &mut egui::Ui, state: &NotebookState) {
         );
     }
     ui.weak(
-        "Pin findings from the Decomposition, Methods and Sweeps views. Every change is saved to the \
+        "Pin findings from any view with a result (“Pin to notebook” in the top bar). Every change is saved to the \
          notebook folder at once; “Export report…” writes report.md and metrics.csv.",
     );
 }
