@@ -103,6 +103,9 @@ pub fn decompose_matrix(
     let mut notes = Vec::new();
     let (rank, note) = clamp_rank(rank, lq, lk);
     notes.extend(note);
+    if rank == 0 {
+        notes.push("rank 0: the far field is dropped, the reconstruction is the band alone".into());
+    }
     let near = band_part(&full, bandwidth, head.causal);
     let far = &full - &near;
     let svd = truncated_svd(&far, rank, 0)?;

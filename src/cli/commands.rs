@@ -170,7 +170,8 @@ pub fn compute(
             method,
             &method_params,
             &input,
-            attn || png_dir.is_some(),
+            // The matrix error is C4's primary measure: `--metrics` materialises Â too.
+            attn || png_dir.is_some() || metrics_path.is_some(),
             budget,
         )
         .with_context(|| format!("{method} on layer {layer} head {h}"))?;
@@ -354,7 +355,17 @@ pub fn decompose(
         }
         let d = analysis::decompose(&input, params.bandwidth, params.rank, budget)
             .with_context(|| format!("decomposing layer {layer} head {h}"))?;
-        let shared = ColorScale::fit(colormap, value_scale, d.full.iter().copied());
+        // One scale for the five non-negative-by-construction panels, fitted over all of them:
+        // the truncated far field (and so the reconstruction) can dip below zero.
+        let shared = ColorScale::fit(
+            colormap,
+            value_scale,
+            d.full
+                .iter()
+                .chain(d.far_rank_r.iter())
+                .chain(d.reconstruction.iter())
+                .copied(),
+        );
         let signed = ColorScale::fit(
             Colormap::RedBlue,
             ValueScale::Linear,
