@@ -263,3 +263,55 @@ fn e15_decompose_above_the_budget_writes_pooled_near_far_and_says_why() {
     }
     assert!(!dir.path().join("far_rank_r.png").exists());
 }
+
+#[test]
+fn decompose_optimal_writes_the_split_and_a_monotone_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("decompose")
+        .arg(zen())
+        .args([
+            "--layer",
+            "0",
+            "--head",
+            "0",
+            "--bandwidth",
+            "4",
+            "--rank",
+            "8",
+            "--optimal",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["optimal_band", "optimal_low_rank", "optimal_error"] {
+        image::open(dir.path().join(format!("{name}.png")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("metrics.json")).unwrap())
+            .unwrap();
+    let curve: Vec<f64> = metrics["heads"][0]["optimal_split"]["relative_error_curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(curve.len() > 1);
+    assert!(curve.windows(2).all(|w| w[1] <= w[0] + 1e-12), "{curve:?}");
+    let fixed = metrics["heads"][0]["metrics"]["reconstruction_error"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (curve[0] - fixed).abs() < 1e-3,
+        "curve starts at the fixed split {fixed}: {}",
+        curve[0]
+    );
+    assert!(curve[curve.len() - 1] < fixed);
+}

@@ -265,6 +265,7 @@ pub fn decompose(
     display: &DisplayArgs,
     npz_path: Option<&Path>,
     metrics_csv: Option<&Path>,
+    optimal: bool,
     out: &Path,
 ) -> Result<()> {
     let set = load(file)?;
@@ -422,11 +423,70 @@ pub fn decompose(
             start.elapsed().as_secs_f64()
         );
         csv_rows.push(serde_json::json!({"head": h, "metrics": d.metrics}));
-        all_metrics.push(serde_json::json!({
+        let mut record = serde_json::json!({
             "head": h,
             "metrics": d.metrics,
             "far_singular_values": d.far_singular_values.iter().take(64).collect::<Vec<_>>(),
-        }));
+        });
+        if optimal {
+            let opts = attnscope::analysis::optimal::SplitOptions {
+                bandwidth: params.bandwidth,
+                rank: params.rank,
+                causal,
+                ..Default::default()
+            };
+            let split = attnscope::analysis::optimal::optimal_split(&d.full, opts)
+                .with_context(|| format!("optimal split of layer {layer} head {h}"))?;
+            let parts = [
+                (
+                    "optimal_band",
+                    "optimal split: banded part D",
+                    &split.band,
+                    shared,
+                ),
+                (
+                    "optimal_low_rank",
+                    "optimal split: low-rank part L",
+                    &split.low_rank,
+                    shared,
+                ),
+                (
+                    "optimal_error",
+                    "optimal split: signed error (D + L - A)",
+                    &split.error_matrix,
+                    signed,
+                ),
+            ];
+            for (file_stem, panel, matrix, scale) in parts {
+                let mut opts = PngOptions::new(scale);
+                opts.upscale = display.upscale;
+                opts.max_side = display.max_side;
+                opts.pool_mode = pool_mode;
+                let path = out.join(format!("{prefix}{file_stem}.png"));
+                write_heatmap_png(
+                    &path,
+                    matrix.view(),
+                    &title(panel, parameters.clone()),
+                    &opts,
+                )?;
+                pngs += 1;
+            }
+            let curve = split.relative_curve();
+            eprintln!(
+                "  optimal split: {:.6} (fixed) -> {:.6} in {} iterations{}",
+                curve.first().copied().unwrap_or(f64::NAN),
+                curve.last().copied().unwrap_or(f64::NAN),
+                split.iterations,
+                if split.converged { ", converged" } else { "" }
+            );
+            record["optimal_split"] = serde_json::json!({
+                "relative_error_curve": curve,
+                "iterations": split.iterations,
+                "converged": split.converged,
+                "notes": split.notes,
+            });
+        }
+        all_metrics.push(record);
     }
     let json = serde_json::json!({
         "source": set.source, "layer": layer, "causal": causal,

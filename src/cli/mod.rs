@@ -88,6 +88,11 @@ pub enum Command {
         /// Also write the metrics as CSV (one row per head) to this file.
         #[arg(long)]
         metrics_csv: Option<PathBuf>,
+        /// Also run the optimal band + low-rank split by alternating projections
+        /// (`optimal_band.png`, `optimal_low_rank.png`, `optimal_error.png`; its error curve and
+        /// the fixed-split error in metrics.json).
+        #[arg(long)]
+        optimal: bool,
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -161,6 +166,7 @@ pub fn run(cli: Cli) -> Result<()> {
             display,
             npz,
             metrics_csv,
+            optimal,
             out,
         }) => commands::decompose(
             &file,
@@ -170,6 +176,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &display,
             npz.as_deref(),
             metrics_csv.as_deref(),
+            optimal,
             &out,
         ),
         Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
