@@ -396,7 +396,12 @@ pub fn decompose(
                 signed,
             ),
         ];
-        for (file_stem, panel, matrix, scale) in panels {
+        // One PNG per panel, all drawn the same way (the optimal split below reuses it).
+        let write_panel = |file_stem: &str,
+                           panel: &str,
+                           matrix: &ndarray::Array2<f32>,
+                           scale: ColorScale|
+         -> Result<()> {
             let mut opts = PngOptions::new(scale);
             opts.upscale = display.upscale;
             opts.max_side = display.max_side;
@@ -408,6 +413,10 @@ pub fn decompose(
                 &title(panel, parameters.clone()),
                 &opts,
             )?;
+            Ok(())
+        };
+        for (file_stem, panel, matrix, scale) in panels {
+            write_panel(file_stem, panel, matrix, scale)?;
             pngs += 1;
             if npz_path.is_some() {
                 npz_arrays.push((format!("{prefix}{file_stem}"), matrix.clone()));
@@ -458,17 +467,7 @@ pub fn decompose(
                 ),
             ];
             for (file_stem, panel, matrix, scale) in parts {
-                let mut opts = PngOptions::new(scale);
-                opts.upscale = display.upscale;
-                opts.max_side = display.max_side;
-                opts.pool_mode = pool_mode;
-                let path = out.join(format!("{prefix}{file_stem}.png"));
-                write_heatmap_png(
-                    &path,
-                    matrix.view(),
-                    &title(panel, parameters.clone()),
-                    &opts,
-                )?;
+                write_panel(file_stem, panel, matrix, scale)?;
                 pngs += 1;
             }
             let curve = split.relative_curve();
