@@ -165,25 +165,27 @@ pub enum HeatmapAction {
 /// Draws one heatmap with its title, pooled label, hover read-out and a right-click menu
 /// (Save PNG…, matrices, metrics); returns the menu choice.
 pub fn heatmap_ui(ui: &mut egui::Ui, args: &HeatmapArgs<'_>) -> Option<HeatmapAction> {
-    heatmap_full_ui(ui, args, |_| {}).1
+    heatmap_full_ui(ui, args, true, |_| {}).1
 }
 
 /// [`heatmap_ui`] with extra plot items drawn over the image by `overlay` (in matrix
 /// coordinates: x = key column, y = query row, one unit per cell). Returns the cell
-/// `(query i, key j)` that was clicked this frame, if any.
+/// `(query i, key j)` that was clicked this frame, if any. Offers no export menu (its views
+/// have no export of their own).
 pub fn heatmap_overlay_ui(
     ui: &mut egui::Ui,
     args: &HeatmapArgs<'_>,
     overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
 ) -> Option<(usize, usize)> {
-    heatmap_full_ui(ui, args, overlay).0
+    heatmap_full_ui(ui, args, false, overlay).0
 }
 
-/// The heatmap widget: image, overlay, hover read-out and context menu. Returns the clicked
-/// cell and the menu choice.
+/// The heatmap widget: image, overlay, hover read-out and (when `exportable`) the PNG button
+/// and context menu. Returns the clicked cell and the menu choice.
 pub fn heatmap_full_ui(
     ui: &mut egui::Ui,
     args: &HeatmapArgs<'_>,
+    exportable: bool,
     overlay: impl FnOnce(&mut egui_plot::PlotUi<'_>),
 ) -> (Option<(usize, usize)>, Option<HeatmapAction>) {
     let (rows, cols) = args.dim;
@@ -194,10 +196,11 @@ pub fn heatmap_full_ui(
         if let Some(label) = args.pooled.label() {
             ui.weak(label);
         }
-        if ui
-            .small_button("PNG")
-            .on_hover_text("Save this heatmap as PNG (right-click for more)")
-            .clicked()
+        if exportable
+            && ui
+                .small_button("PNG")
+                .on_hover_text("Save this heatmap as PNG (right-click for more)")
+                .clicked()
         {
             action = Some(HeatmapAction::SavePng);
         }
@@ -247,18 +250,20 @@ pub fn heatmap_full_ui(
         .filter(|p| response.response.clicked() && p.x >= 0.0 && p.y >= 0.0)
         .map(|p| (p.y.floor() as usize, p.x.floor() as usize))
         .filter(|&(i, j)| i < rows && j < cols);
-    let _menu = response.response.context_menu(|ui| {
-        for (label, choice) in [
-            ("Save PNG…", HeatmapAction::SavePng),
-            ("Save matrices as .npz…", HeatmapAction::SaveMatrices),
-            ("Save metrics as JSON…", HeatmapAction::SaveMetricsJson),
-            ("Save metrics as CSV…", HeatmapAction::SaveMetricsCsv),
-        ] {
-            if ui.button(label).clicked() {
-                action = Some(choice);
-                ui.close();
+    let _menu = exportable.then(|| {
+        response.response.context_menu(|ui| {
+            for (label, choice) in [
+                ("Save PNG…", HeatmapAction::SavePng),
+                ("Save matrices as .npz…", HeatmapAction::SaveMatrices),
+                ("Save metrics as JSON…", HeatmapAction::SaveMetricsJson),
+                ("Save metrics as CSV…", HeatmapAction::SaveMetricsCsv),
+            ] {
+                if ui.button(label).clicked() {
+                    action = Some(choice);
+                    ui.close();
+                }
             }
-        }
+        })
     });
     if let Some(point) = response.inner
         && response.response.hovered()
