@@ -383,26 +383,18 @@ fn pooled_metrics_ui(ui: &mut egui::Ui, result: &PooledDecompositionResult) {
         d.seq_len_q,
         d.seq_len_kv
     ));
-    egui::Grid::new("pooled_metrics_grid")
-        .num_columns(2)
-        .striped(true)
-        .show(ui, |ui| {
-            let mut row = |name: &str, value: String| {
-                ui.label(name);
-                ui.monospace(value);
-                ui.end_row();
-            };
-            row("bandwidth", d.bandwidth.to_string());
-            row("band mass", format!("{:.4}", d.band_mass));
-            row("band-only error", d.band_only_error.to_string());
-            row("far energy captured", "n/a (needs the SVD)".into());
-            row("reconstruction error", "n/a (needs the SVD)".into());
-            row(
-                "pooling",
-                d.full.label().unwrap_or_else(|| "exact cells".into()),
-            );
-            row("compute time", format!("{:.2} s", result.elapsed_secs));
-        });
+    super::value_grid(ui, "pooled_metrics_grid", true, |row| {
+        row("bandwidth", d.bandwidth.to_string());
+        row("band mass", format!("{:.4}", d.band_mass));
+        row("band-only error", d.band_only_error.to_string());
+        row("far energy captured", "n/a (needs the SVD)".into());
+        row("reconstruction error", "n/a (needs the SVD)".into());
+        row(
+            "pooling",
+            d.full.label().unwrap_or_else(|| "exact cells".into()),
+        );
+        row("compute time", format!("{:.2} s", result.elapsed_secs));
+    });
 }
 
 fn metrics_ui(ui: &mut egui::Ui, result: &DecompositionResult) {

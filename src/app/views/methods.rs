@@ -393,48 +393,32 @@ fn metrics_ui(ui: &mut egui::Ui, run: &MethodRun) {
     ));
     let m = &run.metrics;
     let opt = |x: Option<String>| x.unwrap_or_else(|| "n/a (matrix not materialised)".into());
-    egui::Grid::new("method_metrics_grid")
-        .num_columns(2)
-        .striped(true)
-        .show(ui, |ui| {
-            let mut row = |name: &str, value: String| {
-                ui.label(name);
-                ui.monospace(value);
-                ui.end_row();
-            };
-            row(
-                "matrix rel. Frobenius",
-                opt(m.matrix_rel_fro.map(|e| e.to_string())),
-            );
-            row("output rel. error", m.output_rel.to_string());
-            row(
-                "matrix max abs",
-                opt(m.matrix_max_abs.map(|x| format!("{x:.3e}"))),
-            );
-            row("output max abs", format!("{:.3e}", m.output_max_abs));
-            row("mean row KL(A||Â)", m.mean_row_kl.to_string());
-            row("runtime", format!("{:.2} ms", run.method_secs * 1e3));
-        });
+    super::value_grid(ui, "method_metrics_grid", true, |row| {
+        row(
+            "matrix rel. Frobenius",
+            opt(m.matrix_rel_fro.map(|e| e.to_string())),
+        );
+        row("output rel. error", m.output_rel.to_string());
+        row(
+            "matrix max abs",
+            opt(m.matrix_max_abs.map(|x| format!("{x:.3e}"))),
+        );
+        row("output max abs", format!("{:.3e}", m.output_max_abs));
+        row("mean row KL(A||Â)", m.mean_row_kl.to_string());
+        row("runtime", format!("{:.2} ms", run.method_secs * 1e3));
+    });
     ui.separator();
     ui.strong("Properties");
     let p = &run.properties;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
-    egui::Grid::new("method_properties_grid")
-        .num_columns(2)
-        .striped(true)
-        .show(ui, |ui| {
-            let mut row = |name: &str, value: String| {
-                ui.label(name);
-                ui.label(value);
-                ui.end_row();
-            };
-            row("rank bound", p.rank_note.clone());
-            row("non-negative", yes_no(p.non_negative).into());
-            row("rows sum to 1", yes_no(p.rows_sum_to_one).into());
-            row("causal support", yes_no(p.supports_causal).into());
-            row("bidirectional", yes_no(p.supports_bidirectional).into());
-            row("cost", p.cost.into());
-        });
+    super::value_grid(ui, "method_properties_grid", false, |row| {
+        row("rank bound", p.rank_note.clone());
+        row("non-negative", yes_no(p.non_negative).into());
+        row("rows sum to 1", yes_no(p.rows_sum_to_one).into());
+        row("causal support", yes_no(p.supports_causal).into());
+        row("bidirectional", yes_no(p.supports_bidirectional).into());
+        row("cost", p.cost.into());
+    });
     if run.method.as_str() == "fmm" {
         ui.weak(format!(
             "w1 = {:.4}, w2 = {:.4}",

@@ -25,3 +25,28 @@ pub struct ViewStates {
 pub fn error_label(ui: &mut eframe::egui::Ui, message: &str) {
     ui.colored_label(ui.visuals().error_fg_color, format!("Error: {message}"));
 }
+
+/// A two-column striped grid of `name | value` rows (metrics and properties panels). `add_rows`
+/// receives the row writer; values are drawn monospaced when `monospace`.
+pub fn value_grid(
+    ui: &mut eframe::egui::Ui,
+    id: &str,
+    monospace: bool,
+    add_rows: impl FnOnce(&mut dyn FnMut(&str, String)),
+) {
+    eframe::egui::Grid::new(id)
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            let mut row = |name: &str, value: String| {
+                ui.label(name);
+                if monospace {
+                    ui.monospace(value);
+                } else {
+                    ui.label(value);
+                }
+                ui.end_row();
+            };
+            add_rows(&mut row);
+        });
+}

@@ -688,31 +688,23 @@ pub fn inspector_ui(ui: &mut egui::Ui, results: &Results) {
         matrix.block
     ));
     let m = &matrix.metrics;
-    egui::Grid::new("routing_metrics_grid")
-        .num_columns(2)
-        .striped(true)
-        .show(ui, |ui| {
-            let mut row = |name: &str, value: String| {
-                ui.label(name);
-                ui.monospace(value);
-                ui.end_row();
-            };
-            row(
-                "matrix rel. Frobenius",
-                m.matrix_rel_fro
-                    .map_or_else(|| "n/a".to_string(), |e| e.to_string()),
-            );
-            row("output rel. error", m.output_rel.to_string());
-            row(
-                "matrix max abs",
-                m.matrix_max_abs
-                    .map_or_else(|| "n/a".to_string(), |x| format!("{x:.3e}")),
-            );
-            row("output max abs", format!("{:.3e}", m.output_max_abs));
-            row("mean row KL(A||q)", m.mean_row_kl.to_string());
-            row("runtime", format!("{:.2} ms", matrix.method_secs * 1e3));
-            row("cost", matrix.properties.cost.to_string());
-        });
+    super::value_grid(ui, "routing_metrics_grid", true, |row| {
+        row(
+            "matrix rel. Frobenius",
+            m.matrix_rel_fro
+                .map_or_else(|| "n/a".to_string(), |e| e.to_string()),
+        );
+        row("output rel. error", m.output_rel.to_string());
+        row(
+            "matrix max abs",
+            m.matrix_max_abs
+                .map_or_else(|| "n/a".to_string(), |x| format!("{x:.3e}")),
+        );
+        row("output max abs", format!("{:.3e}", m.output_max_abs));
+        row("mean row KL(A||q)", m.mean_row_kl.to_string());
+        row("runtime", format!("{:.2} ms", matrix.method_secs * 1e3));
+        row("cost", matrix.properties.cost.to_string());
+    });
     if let Some(route) = results.routing.shown_route() {
         ui.separator();
         ui.strong(format!("Query {}", route.row.query));
