@@ -21,6 +21,8 @@
 //!
 //! ## Modules
 //! * [`attention`] — kernels (pure; no I/O).
+//! * [`nn`] — transformer building blocks (linear, layer norm, GELU, multi-head attention,
+//!   safetensors weight store) shared by the models that run inside attnscope.
 //! * [`notebook`] — pinned findings saved as a folder, Markdown/CSV reports.
 //! * `app` (feature `gui`) — the desktop GUI; the only module that uses egui.
 
@@ -30,6 +32,7 @@ pub mod app;
 pub mod attention;
 pub mod data;
 pub mod experiment;
+pub mod nn;
 pub mod notebook;
 pub mod render;
 
