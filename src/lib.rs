@@ -21,6 +21,8 @@
 //!
 //! ## Modules
 //! * [`attention`] — kernels (pure; no I/O).
+//! * [`encoder`] — a BERT-family text encoder run in Rust (the bundled all-MiniLM-L6-v2 or a
+//!   local model folder): text in, per-layer per-head Q/K/V out, as a [`data::QkvSet`].
 //! * [`nn`] — transformer building blocks (linear, layer norm, GELU, multi-head attention,
 //!   safetensors weight store) shared by the models that run inside attnscope.
 //! * [`notebook`] — pinned findings saved as a folder, Markdown/CSV reports.
@@ -31,6 +33,7 @@ pub mod analysis;
 pub mod app;
 pub mod attention;
 pub mod data;
+pub mod encoder;
 pub mod experiment;
 pub mod nn;
 pub mod notebook;

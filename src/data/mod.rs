@@ -219,6 +219,9 @@ pub enum DataError {
         /// The input's source.
         source_name: String,
     },
+    /// A `text:` input could not be encoded (model folder, tokenizer, text length, …).
+    #[error("{0}")]
+    Encoder(#[from] Box<crate::encoder::EncoderError>),
     /// Building a head input failed (e.g. a non-finite scale).
     #[error("{error}: {source_name}")]
     Attention {
@@ -1016,12 +1019,18 @@ pub fn load_csv_triplet(q: &Path, k: &Path, v: &Path) -> Result<QkvSet, DataErro
 }
 
 /// Loads from a source string: `sample:NAME` (see [`SAMPLES`]), `synth:KIND` with optional
-/// `,L=..,d=..,heads=..,seed=..` (see [`SynthSpec::parse`]), or a path.
+/// `,L=..,d=..,heads=..,seed=..` (see [`SynthSpec::parse`]), `text:TEXT` or
+/// `text(model=DIR):TEXT` (the text run through a BERT-family model, see
+/// [`crate::encoder::TextSpec`]), or a path.
 ///
 /// # Errors
-/// [`DataError::UnknownSample`], [`DataError::BadSource`], or any loader error.
+/// [`DataError::UnknownSample`], [`DataError::BadSource`], [`DataError::Encoder`], or any
+/// loader error.
 pub fn load_source(spec: &str) -> Result<QkvSet, DataError> {
-    if let Some(name) = spec.strip_prefix("sample:") {
+    if crate::encoder::TextSpec::is_text_spec(spec) {
+        let text = crate::encoder::TextSpec::parse(spec).map_err(Box::new)?;
+        Ok(crate::encoder::load_text(&text).map_err(Box::new)?)
+    } else if let Some(name) = spec.strip_prefix("sample:") {
         load_sample(name)
     } else if spec.starts_with("synth:") {
         Ok(generate(&SynthSpec::parse(spec)?))
