@@ -2,6 +2,7 @@
 //! and CSV columns.
 
 mod commands;
+mod encode;
 mod params;
 mod sweep;
 
@@ -16,6 +17,12 @@ pub use params::{DisplayArgs, ParamArgs};
 #[derive(Debug, Parser)]
 #[command(name = "attnscope", version, about, long_about = None)]
 pub struct Cli {
+    /// The model for `text:"…"` inputs and `encode`: a local Hugging Face folder of a BERT-family
+    /// model (config.json, model.safetensors, tokenizer.json) or `hub:ORG/NAME` (from the
+    /// Hugging Face cache; downloaded only in builds with the `hub` feature). Default: the bundled
+    /// all-MiniLM-L6-v2.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub model: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -24,12 +31,12 @@ pub struct Cli {
 pub enum Command {
     /// Open the GUI on FILE (or the bundled zen sample).
     Gui {
-        /// An .npz/.npy/.safetensors/.csv file, `sample:NAME` or `synth:KIND`.
+        /// An .npz/.npy/.safetensors/.csv file, `sample:NAME`, `synth:KIND` or `text:"…"`.
         file: Option<String>,
     },
     /// Shapes, heads/layers, tokens and the non-finite report of an input.
     Info {
-        /// An .npz/.npy/.safetensors/.csv file, `sample:NAME` or `synth:KIND`.
+        /// An .npz/.npy/.safetensors/.csv file, `sample:NAME`, `synth:KIND` or `text:"…"`.
         file: String,
         /// Print every token (default: the first 32).
         #[arg(long)]
@@ -37,7 +44,7 @@ pub enum Command {
     },
     /// Run one method on an input and write its output (and effective matrix) as .npz.
     Compute {
-        /// Input file, `sample:NAME` or `synth:KIND`.
+        /// Input file, `sample:NAME`, `synth:KIND` or `text:"…"` (a text run through the model).
         file: String,
         /// Method id (full, band, linear, fmm, …).
         #[arg(long)]
@@ -69,7 +76,7 @@ pub enum Command {
     /// Near/far decomposition: PNG heatmaps (full, near, far, far rank-r, reconstruction,
     /// error) and metrics.json.
     Decompose {
-        /// Input file, `sample:NAME` or `synth:KIND`.
+        /// Input file, `sample:NAME`, `synth:KIND` or `text:"…"` (a text run through the model).
         file: String,
         /// Layer index.
         #[arg(long, default_value_t = 0)]
@@ -105,6 +112,31 @@ pub enum Command {
         #[command(flatten)]
         params: ParamArgs,
     },
+    /// Run a text through a BERT-family model (default: the bundled all-MiniLM-L6-v2) and write
+    /// every layer's per-head Q, K, V (before the 1/√d scale) as .npz + sidecar .json, like
+    /// scripts/export_qkv.py. Other subcommands take the text directly as `text:"…"`.
+    Encode {
+        /// The text (at most the model's 512 tokens, [CLS] and [SEP] included).
+        #[arg(
+            long,
+            required_unless_present = "text_file",
+            conflicts_with = "text_file"
+        )]
+        text: Option<String>,
+        /// A UTF-8 file holding the text.
+        #[arg(long)]
+        text_file: Option<PathBuf>,
+        /// Model layers to keep: comma-separated indices (negative from the end) or `all`.
+        #[arg(long, default_value = "all")]
+        layers: String,
+        /// Cut a text over the model's limit to its first tokens instead of refusing it.
+        #[arg(long)]
+        truncate: bool,
+        /// Output .npz (`q`, `k`, `v` `[layers, heads, tokens, head_dim]` float32); the
+        /// sidecar .json is written beside it.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Notebook folders (`notebook.json` + thumbnails) written by the GUI.
     Notebook {
         #[command(subcommand)]
@@ -131,10 +163,12 @@ pub enum NotebookAction {
 /// # Errors
 /// Any input, parameter or output problem, as one line of context.
 pub fn run(cli: Cli) -> Result<()> {
+    let model = cli.model.as_deref();
+    let input = |spec: &str| encode::apply_model(spec, model);
     match cli.command {
         None => commands::gui(None),
-        Some(Command::Gui { file }) => commands::gui(file),
-        Some(Command::Info { file, all_tokens }) => commands::info(&file, all_tokens),
+        Some(Command::Gui { file }) => commands::gui(file.as_deref().map(input).transpose()?),
+        Some(Command::Info { file, all_tokens }) => commands::info(&input(&file)?, all_tokens),
         Some(Command::Compute {
             file,
             method,
@@ -147,7 +181,7 @@ pub fn run(cli: Cli) -> Result<()> {
             display,
             out,
         }) => commands::compute(
-            &file,
+            &input(&file)?,
             &method,
             layer,
             head,
@@ -169,7 +203,7 @@ pub fn run(cli: Cli) -> Result<()> {
             optimal,
             out,
         }) => commands::decompose(
-            &file,
+            &input(&file)?,
             layer,
             head,
             &params,
@@ -179,7 +213,24 @@ pub fn run(cli: Cli) -> Result<()> {
             optimal,
             &out,
         ),
-        Some(Command::Sweep { args, params }) => sweep::run(&args, &params),
+        Some(Command::Sweep { mut args, params }) => {
+            args.data = input(&args.data)?;
+            sweep::run(&args, &params)
+        }
+        Some(Command::Encode {
+            text,
+            text_file,
+            layers,
+            truncate,
+            out,
+        }) => encode::encode(
+            text.as_deref(),
+            text_file.as_deref(),
+            model,
+            &layers,
+            truncate,
+            &out,
+        ),
         Some(Command::Notebook {
             action: NotebookAction::Export { notebook_dir, out },
         }) => commands::notebook_export(&notebook_dir, &out),

@@ -25,8 +25,8 @@ pub struct SweepArgs {
     /// Methods, comma-separated or repeated (full, band, linear, fmm, …).
     #[arg(long = "method", value_delimiter = ',', required = true)]
     pub methods: Vec<String>,
-    /// Input: `synth:KIND[,d=..]` (gaussian, local, local-global, low-rank-far), `sample:NAME`
-    /// or a file (.npz/.safetensors; lengths beyond it are skipped with a reason).
+    /// Input: `synth:KIND[,d=..]` (gaussian, local, local-global, low-rank-far), `sample:NAME`,
+    /// `text:"…"` or a file (.npz/.safetensors; lengths beyond it are skipped with a reason).
     #[arg(long, default_value = "synth:local")]
     pub data: String,
     /// Layer of a file input.
